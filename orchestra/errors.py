@@ -1,0 +1,107 @@
+"""The exception hierarchy: every error orchestra raises is an `OrchestraError`.
+
+Errors teach and carry data: the message says what is wrong and the likely fix, and the
+attributes hold what a program needs to react (the task id, the partial result, every attempt).
+Exceptions never log or print.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestra.results import Attempt, RunResult
+
+__all__ = [
+    "BudgetExceeded",
+    "ConfigError",
+    "ModelError",
+    "NodeFailed",
+    "OrchestraError",
+    "PlanError",
+]
+
+
+class OrchestraError(Exception):
+    """Base class of every error raised by orchestra."""
+
+
+class ConfigError(OrchestraError, ValueError):
+    """A model spec, constellation, agent, budget or config file is invalid.
+
+    Example:
+        >>> import orchestra as oc
+        >>> oc.Constellation([oc.ModelSpec(name="a", model="x/y", fallbacks=["b"])])
+        Traceback (most recent call last):
+        ...
+        orchestra.errors.ConfigError: model 'a' falls back to unknown model 'b'; ...
+    """
+
+
+class PlanError(OrchestraError, ValueError):
+    """A plan cannot run: cycle, unknown dependency or agent, duplicate id, unresolved placeholder.
+
+    Raised before any model call. `task_id` names the offending task (None for plan-wide
+    problems); `problems` lists every problem found when there is more than one; `attempts`
+    holds the boss's raw answers when a planned run could not produce a valid plan.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: str | None = None,
+        problems: tuple[PlanError, ...] = (),
+        attempts: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.problems = problems or (self,)
+        self.attempts = attempts
+
+
+class BudgetExceeded(OrchestraError):
+    """The run hit `Budget.max_usd`, `max_tokens` or `max_seconds` and stopped dispatching.
+
+    `result` is the partial `RunResult` holding every node that finished; `limit` names the
+    budget field that was hit.
+    """
+
+    def __init__(self, message: str, *, limit: str, result: RunResult) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.result = result
+
+
+class ModelError(OrchestraError):
+    """A model call failed for good.
+
+    `model` is the spec name, `status_code` the HTTP-like status (None when unknown),
+    `attempts` every attempt made, in order. API keys never appear in the message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        status_code: int | None = None,
+        attempts: tuple[Attempt, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.model = model
+        self.status_code = status_code
+        self.attempts = attempts
+
+
+class NodeFailed(OrchestraError):
+    """A node of the plan failed; the run stopped after in-flight work settled.
+
+    `task_id` names the failed task, `result` is the partial `RunResult` with every node that
+    finished (and the failed one, with its `error`), and `__cause__` is the underlying error.
+    """
+
+    def __init__(self, message: str, *, task_id: str, result: RunResult) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.result = result

@@ -1,0 +1,180 @@
+"""The scheduler's driver: runs a (growing) DAG of tasks with one anyio task group.
+
+Every node is dispatched the moment its own dependencies are done — there is no superstep
+barrier — in critical-path priority order, at most `max_parallel` at a time. Node tasks report
+their outcome as a value to the coordinating loop, which alone changes the state and decides:
+on a failure or a spent budget it stops dispatching and lets in-flight nodes settle (their
+results are kept); at the deadline it cancels them. Tasks may be added while the DAG runs
+(`add`), until `close` says no more will come.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from orchestra.execution.limits import Budget
+from orchestra.execution.runner import NodeOutcome
+from orchestra.execution.state import DagState
+from orchestra.observe.events import EventSink, NodeFinished, NodeStarted
+from orchestra.plan import Task
+from orchestra.results import NodeResult, Usage
+
+__all__ = ["Schedule", "Scheduler"]
+
+RunNode = Callable[[Task, Mapping[str, Any]], Awaitable[NodeOutcome]]
+
+
+@dataclass
+class Schedule:
+    """What the scheduler ended with: every settled node, and why it stopped early, if it did."""
+
+    nodes: dict[str, NodeResult] = field(default_factory=dict[str, NodeResult])
+    usage: Usage = field(default_factory=Usage)
+    failed: str | None = None
+    """Id of the first task that failed."""
+    error: BaseException | None = None
+    """The exception behind that failure."""
+    stopped: str | None = None
+    """The budget limit that stopped the run (`max_usd`, `max_tokens`, `max_seconds`)."""
+    not_run: list[str] = field(default_factory=list[str])
+    """Tasks that never finished: not dispatched, or cancelled at the deadline."""
+
+
+@dataclass(frozen=True)
+class _Added:
+    """Wakes the loop when tasks are added or the DAG is closed."""
+
+
+class Scheduler:
+    """Runs tasks as their dependencies finish; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        run_node: RunNode,
+        budget: Budget | None = None,
+        max_parallel: int | None = None,
+        weight: Callable[[Task], float] = lambda _task: 1.0,
+        emit: EventSink = lambda _event: None,
+        usage: Usage | None = None,
+    ) -> None:
+        self._run_id = run_id
+        self._run_node = run_node
+        self._budget = budget or Budget()
+        self._cap = math.inf if max_parallel is None else max_parallel
+        self._weight = weight
+        self._emit = emit
+        self._state = DagState()
+        self._tasks: dict[str, Task] = {}
+        self._closed = False
+        # Spending before the DAG (the boss's planning calls) counts towards the budget.
+        self._result = Schedule(usage=usage or Usage())
+        self._send: MemoryObjectSendStream[tuple[str, NodeOutcome] | _Added]
+        self._receive: MemoryObjectReceiveStream[tuple[str, NodeOutcome] | _Added]
+        self._send, self._receive = anyio.create_memory_object_stream[
+            "tuple[str, NodeOutcome] | _Added"
+        ](math.inf)
+
+    @property
+    def state(self) -> DagState:
+        """The state machine (read it; do not change it)."""
+        return self._state
+
+    def add(self, tasks: Iterable[Task]) -> None:
+        """Add tasks, dependencies first; each runs as soon as its dependencies are done.
+
+        Raises:
+            ValueError: the DAG was closed, a task id exists, or a dependency is unknown.
+        """
+        if self._closed:
+            raise ValueError("the scheduler was closed; no tasks can be added")
+        for task in tasks:
+            self._state.add(task.id, task.after, self._weight(task))
+            self._tasks[task.id] = task
+        self._send.send_nowait(_Added())
+
+    def close(self) -> None:
+        """Say that no more tasks will be added; `run` returns once the DAG has settled."""
+        self._closed = True
+        self._send.send_nowait(_Added())
+
+    async def run(self) -> Schedule:
+        """Run until every task has settled (or a failure, budget or deadline stops it)."""
+        self._check_budget()
+        with anyio.move_on_after(self._budget.max_seconds or math.inf) as deadline:
+            async with anyio.create_task_group() as group:
+                await self._loop(group)
+        if deadline.cancelled_caught:
+            self._result.stopped = self._result.stopped or "max_seconds"
+        settled = self._result.nodes.keys()
+        self._result.not_run = [t for t in self._tasks if t not in settled]
+        return self._result
+
+    def _stopping(self) -> bool:
+        return self._result.failed is not None or self._result.stopped is not None
+
+    async def _loop(self, group: anyio.abc.TaskGroup) -> None:
+        state = self._state
+        while True:
+            while not self._stopping() and len(state.running) < self._cap:
+                node = state.pop()
+                if node is None:
+                    break
+                task = self._tasks[node]
+                outputs = {dep: self._result.nodes[dep].output for dep in task.after}
+                self._emit(NodeStarted(run_id=self._run_id, task_id=node, agent=task.agent))
+                group.start_soon(self._node, task, outputs)
+            if not state.running and (self._stopping() or (self._closed and state.finished)):
+                return
+            message = await self._receive.receive()
+            if isinstance(message, tuple):
+                self._settle(*message)
+
+    async def _node(self, task: Task, outputs: Mapping[str, Any]) -> None:
+        try:
+            outcome = await self._run_node(task, outputs)
+        except Exception as exc:  # a bug in a policy or hook fails the node, not the task group
+            now = datetime.now(timezone.utc)
+            outcome = NodeOutcome(
+                NodeResult(
+                    task_id=task.id, agent=task.agent, started=now, finished=now, error=repr(exc)
+                ),
+                exc,
+            )
+        self._send.send_nowait((task.id, outcome))
+
+    def _settle(self, node: str, outcome: NodeOutcome) -> None:
+        result = outcome.result
+        self._result.nodes[node] = result
+        self._result.usage = self._result.usage + result.usage
+        if result.ok:
+            self._state.finish(node)
+        else:
+            self._state.fail(node)
+            if self._result.failed is None:
+                self._result.failed, self._result.error = node, outcome.error
+        self._emit(
+            NodeFinished(
+                run_id=self._run_id,
+                task_id=node,
+                model=result.model,
+                cost_usd=result.cost_usd,
+                seconds=result.seconds,
+                error=result.error,
+            )
+        )
+        self._check_budget()
+
+    def _check_budget(self) -> None:
+        usage = self._result.usage
+        limit = self._budget.exceeded(cost_usd=usage.cost_usd, tokens=usage.total_tokens)
+        if limit is not None and self._result.stopped is None:
+            self._result.stopped = limit

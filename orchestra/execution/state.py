@@ -1,0 +1,121 @@
+"""The scheduler's state machine: which nodes are waiting, ready, running, done or failed.
+
+Pure and synchronous (no I/O, no time), so property tests can drive it through any order of
+completions. The DAG may grow at any time: `add` takes new nodes whose dependencies are already
+known, and a node whose dependencies are all done is ready at once. Among ready nodes `pop`
+returns the highest critical-path priority first, ties broken by task id.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Set
+from dataclasses import dataclass, field
+
+from orchestra.execution.priority import critical_path_priorities
+
+__all__ = ["DagState"]
+
+
+@dataclass
+class DagState:
+    """Nodes by status, with the ready set ordered by (priority, task id)."""
+
+    deps: dict[str, frozenset[str]] = field(default_factory=dict[str, frozenset[str]])
+    weights: dict[str, float] = field(default_factory=dict[str, float])
+    done: set[str] = field(default_factory=set[str])
+    failed: set[str] = field(default_factory=set[str])
+    running: set[str] = field(default_factory=set[str])
+    _dependents: dict[str, set[str]] = field(default_factory=dict[str, set[str]])
+    _missing: dict[str, int] = field(default_factory=dict[str, int])
+    _ready: set[str] = field(default_factory=set[str])
+    _heap: list[tuple[float, str]] = field(default_factory=list[tuple[float, str]])
+    _priority: dict[str, float] = field(default_factory=dict[str, float])
+    _stale: bool = False
+
+    def add(self, node: str, deps: Iterable[str] = (), weight: float = 1.0) -> None:
+        """Add a node; it is ready at once if its dependencies are all done.
+
+        Raises:
+            ValueError: the node exists already, or a dependency is unknown (dependencies
+                must be added first, which also rules out cycles).
+        """
+        if node in self.deps:
+            raise ValueError(f"node {node!r} was added already")
+        parents = frozenset(deps)
+        unknown = sorted(parents - self.deps.keys())
+        if unknown:
+            raise ValueError(f"node {node!r} depends on unknown node(s) {unknown}")
+        self.deps[node] = parents
+        self.weights[node] = weight
+        self._dependents[node] = set()
+        for parent in parents:
+            self._dependents[parent].add(node)
+        self._missing[node] = len(parents - self.done)
+        if self._missing[node] == 0 and not parents & self.failed:
+            self._ready.add(node)
+        # Ancestors' remaining paths may have grown: recompute priorities before the next pop.
+        self._stale = True
+
+    def _refresh(self) -> None:
+        self._priority = critical_path_priorities(self.deps, self.weights)
+        self._heap = [(-self._priority[n], n) for n in self._ready]
+        heapq.heapify(self._heap)
+        self._stale = False
+
+    def priority(self, node: str) -> float:
+        """The node's current critical-path priority (longest remaining estimated path)."""
+        if self._stale:
+            self._refresh()
+        return self._priority[node]
+
+    def pop(self) -> str | None:
+        """Take the ready node with the highest priority (ties: smallest id) and mark it running."""
+        if self._stale:
+            self._refresh()
+        while self._heap:
+            _, node = heapq.heappop(self._heap)
+            if node in self._ready:
+                self._ready.discard(node)
+                self.running.add(node)
+                return node
+        return None
+
+    def finish(self, node: str) -> list[str]:
+        """Mark a running node done; return the nodes that became ready, sorted."""
+        self._settle(node)
+        self.done.add(node)
+        newly: list[str] = []
+        for child in sorted(self._dependents[node]):
+            self._missing[child] -= 1
+            if self._missing[child] == 0 and not self.deps[child] & self.failed:
+                newly.append(child)
+                self._ready.add(child)
+                if not self._stale:
+                    heapq.heappush(self._heap, (-self._priority[child], child))
+        return newly
+
+    def fail(self, node: str) -> None:
+        """Mark a running node failed; nothing that depends on it will become ready."""
+        self._settle(node)
+        self.failed.add(node)
+
+    def _settle(self, node: str) -> None:
+        if node not in self.running:
+            raise ValueError(f"node {node!r} is not running")
+        self.running.discard(node)
+
+    @property
+    def ready(self) -> Set[str]:
+        """Nodes whose dependencies are all done and that have not been dispatched."""
+        return frozenset(self._ready)
+
+    @property
+    def finished(self) -> bool:
+        """True when nothing is ready or running: the DAG as known so far is settled."""
+        return not self._ready and not self.running
+
+    def waiting(self) -> list[str]:
+        """Nodes not yet ready: some dependency is not done (or failed, so they never will be)."""
+        settled = self.done | self.failed | self.running | self._ready
+        return sorted(n for n in self.deps if n not in settled)

@@ -1,0 +1,180 @@
+"""The model client: the only module that imports litellm, lazily, on the first call.
+
+litellm's own retries are switched off (`max_retries=0, num_retries=0`): otherwise it retries
+behind our back and a request can be sent 2N+1 times. Its errors become `ModelError`s that keep
+the status and the provider's message (with any API key removed). An answer with no choices, or
+with neither content nor tool calls, is an error, not an empty answer.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, cast
+
+from orchestra.errors import ModelError
+from orchestra.models.spec import ModelSpec
+
+__all__ = ["Completion", "ModelClient", "ToolCall", "load_litellm"]
+
+_litellm: ModuleType | None = None
+
+
+def load_litellm() -> ModuleType:
+    """Import litellm once, with its network look-ups at import switched off."""
+    global _litellm
+    if _litellm is None:
+        # Without this litellm fetches its cost map over the network at import; orchestra
+        # prices calls from the specs, so the bundled map is all it needs.
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+
+        litellm.suppress_debug_info = True
+        _litellm = litellm
+    return _litellm
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool call the model asked for."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One answered model call: content or tool calls, tokens and cost."""
+
+    model: str
+    content: str | None
+    tool_calls: tuple[ToolCall, ...] = ()
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+    raw_message: dict[str, Any] = field(default_factory=dict[str, Any])
+
+
+def _describe(status: int | None) -> str:
+    if status == 401:
+        return "authentication failed (check the spec's api_key)"
+    if status == 403:
+        return "permission denied"
+    if status == 404:
+        return "model or endpoint not found (check the spec's model and api_base)"
+    if status == 408:
+        return "timed out"
+    if status == 429:
+        return "rate limited"
+    if status == 400:
+        return "bad request"
+    if status is not None and status >= 500:
+        return "server error"
+    return "call failed"
+
+
+def scrub(text: str, spec: ModelSpec) -> str:
+    """Remove the spec's API key from text that may reach errors or events."""
+    if spec.api_key is not None:
+        secret = spec.api_key.get_secret_value()
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+class ModelClient:
+    """Calls models through `litellm.acompletion`; one instance serves a whole Orchestra."""
+
+    async def complete(
+        self,
+        spec: ModelSpec,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] = (),
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Completion:
+        """Send one chat completion to `spec` and return its answer.
+
+        Args:
+            spec: the model to call.
+            messages: the chat messages, OpenAI style.
+            tools: OpenAI-style tool definitions the model may call.
+            metadata: facts about the call (task id, agent) that reach custom providers such
+                as `orchestra.testing.FakeModel`; never sent to the provider's API.
+
+        Raises:
+            ModelError: the call failed, or answered nothing usable.
+        """
+        litellm = load_litellm()
+        kwargs: dict[str, Any] = {
+            **spec.litellm_params,
+            "model": spec.model,
+            "messages": list(messages),
+            "max_retries": 0,
+            "num_retries": 0,
+            "metadata": dict(metadata or {}),
+        }
+        if spec.api_base is not None:
+            kwargs["api_base"] = spec.api_base
+        if spec.api_key is not None:
+            kwargs["api_key"] = spec.api_key.get_secret_value()
+        if spec.timeout is not None:
+            kwargs["timeout"] = spec.timeout
+        if tools:
+            kwargs["tools"] = list(tools)
+            # litellm 1.106 routes any call with tools through its MCP gateway check, which
+            # imports the optional `mcp` package; plain function tools do not need it.
+            kwargs["_skip_mcp_handler"] = True
+        started = time.monotonic()
+        try:
+            response = await litellm.acompletion(**kwargs)
+        except Exception as exc:  # every provider failure becomes one typed error
+            status = cast(int | None, getattr(exc, "status_code", None))
+            message = scrub(str(exc), spec)
+            raise ModelError(
+                f"model {spec.name!r} ({spec.model}): {_describe(status)}: {message}",
+                model=spec.name,
+                status_code=status,
+            ) from exc
+        return self._completion(spec, response, time.monotonic() - started)
+
+    def _completion(self, spec: ModelSpec, response: Any, seconds: float) -> Completion:
+        choices = cast(list[Any], getattr(response, "choices", None) or [])
+        if not choices:
+            raise ModelError(
+                f"model {spec.name!r} ({spec.model}) answered with no choices", model=spec.name
+            )
+        message = choices[0].message
+        calls = tuple(
+            ToolCall(id=str(call.id), name=str(call.function.name), arguments=str(call.function.arguments or ""))
+            for call in (getattr(message, "tool_calls", None) or [])
+        )
+        content = cast(str | None, getattr(message, "content", None))
+        if not calls and not content:
+            raise ModelError(
+                f"model {spec.name!r} ({spec.model}) answered with empty content", model=spec.name
+            )
+        usage = getattr(response, "usage", None)
+        input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        raw: dict[str, Any] = {"role": "assistant", "content": content}
+        if calls:
+            raw["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in calls
+            ]
+        return Completion(
+            model=spec.name,
+            content=content,
+            tool_calls=calls,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=spec.cost(input_tokens=input_tokens, output_tokens=output_tokens),
+            seconds=seconds,
+            raw_message=raw,
+        )

@@ -1,0 +1,113 @@
+"""`ModelSpec`: one model of the constellation, with its prices, speeds and limits."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from orchestra._base import Frozen
+
+__all__ = ["ModelSpec"]
+
+# Parameters orchestra sets itself on every call; letting litellm_params override them would
+# break retries (litellm retrying behind our back), cost accounting or the tool loop.
+_RESERVED_PARAMS = frozenset(
+    {
+        "api_base",
+        "api_key",
+        "max_retries",
+        "messages",
+        "metadata",
+        "model",
+        "num_retries",
+        "stream",
+        "timeout",
+        "tool_choice",
+        "tools",
+    }
+)
+
+
+class ModelSpec(Frozen):
+    """One model of the constellation: what to call, what it costs, how fast and strong it is.
+
+    Any litellm model string works, and any OpenAI-compatible server through `api_base`.
+
+    Example:
+        >>> fast = ModelSpec(name="fast", model="groq/llama-3.1-8b-instant",
+        ...                  input_cost=0.05, output_cost=0.08, quality=0.6,
+        ...                  ttft=0.2, prefill_tps=6000, decode_tps=750, max_concurrency=32)
+        >>> round(fast.cost(input_tokens=1_000_000, output_tokens=1_000_000), 2)
+        0.13
+        >>> round(fast.predict_latency(prompt_tokens=600, output_tokens=150), 2)
+        0.5
+    """
+
+    name: str = Field(min_length=1)
+    """Name agents, tasks, fallbacks and routers use for this model."""
+    model: str = Field(min_length=1)
+    """The litellm model string, e.g. `openai/gpt-4o` or `groq/llama-3.1-8b-instant`."""
+    api_base: str | None = None
+    """Base URL of the endpoint (any OpenAI-compatible server: vLLM, llama.cpp, Ollama...)."""
+    api_key: SecretStr | None = None
+    """API key; kept secret in reprs, errors and events. None: litellm's environment lookup."""
+    input_cost: float = Field(default=0.0, ge=0)
+    """USD per 1M input tokens."""
+    output_cost: float = Field(default=0.0, ge=0)
+    """USD per 1M output tokens."""
+    quality: float = Field(default=0.5, ge=0, le=1)
+    """How strong the model is, 0 to 1; routers compare it with their quality bars."""
+    tags: frozenset[str] = frozenset()
+    """What the model is good at (`planning`, `code`...); agents' tags narrow the candidates."""
+    ttft: float = Field(default=0.5, ge=0)
+    """Seconds to the first token."""
+    prefill_tps: float = Field(default=2000.0, gt=0)
+    """Prompt tokens processed per second."""
+    decode_tps: float = Field(default=100.0, gt=0)
+    """Output tokens generated per second."""
+    max_concurrency: int | None = Field(default=None, ge=1)
+    """At most this many calls in flight to this model (None: no limit)."""
+    rpm: int | None = Field(default=None, ge=1)
+    """Requests per minute allowed (None: no limit)."""
+    tpm: int | None = Field(default=None, ge=1)
+    """Tokens per minute allowed (None: no limit)."""
+    max_context: int | None = Field(default=None, ge=1)
+    """Context window in tokens, when known."""
+    timeout: float | None = Field(default=None, gt=0)
+    """Seconds one call may take before it is abandoned (None: litellm's default)."""
+    fallbacks: tuple[str, ...] = ()
+    """Names of other specs to try, in order, when this model fails."""
+    litellm_params: dict[str, Any] = Field(default_factory=dict[str, Any])
+    """Provider options passed to `litellm.acompletion` as they are (temperature, seed...)."""
+
+    @field_validator("litellm_params")
+    @classmethod
+    def _no_reserved_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        clash = sorted(_RESERVED_PARAMS & value.keys())
+        if clash:
+            raise ValueError(
+                f"{', '.join(clash)} cannot go in litellm_params: orchestra sets them itself; "
+                "use the ModelSpec fields (api_base, api_key, timeout) instead"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _no_self_fallback(self) -> ModelSpec:
+        if self.name in self.fallbacks:
+            raise ValueError(f"model {self.name!r} lists itself in fallbacks")
+        return self
+
+    def cost(self, *, input_tokens: int, output_tokens: int) -> float:
+        """USD for a call with these token counts."""
+        return (input_tokens * self.input_cost + output_tokens * self.output_cost) / 1_000_000
+
+    def predict_latency(self, *, prompt_tokens: int, output_tokens: int) -> float:
+        """Seconds a call should take: time to first token, then prefill, then decode."""
+        return self.ttft + prompt_tokens / self.prefill_tps + output_tokens / self.decode_tps
+
+    @property
+    def concurrency(self) -> int | float:
+        """`max_concurrency`, or infinity when unlimited (as anyio's CapacityLimiter takes it)."""
+        return math.inf if self.max_concurrency is None else self.max_concurrency

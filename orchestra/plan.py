@@ -1,0 +1,150 @@
+"""Plans: tasks, their dependencies, and the prompts' `{placeholders}`.
+
+A `Plan` is data (a pydantic model, so a boss model can write one as JSON valid against
+`Plan.model_json_schema()`); `orchestra.validation` checks that it can run, and `Plan.graph()`
+gives the DAG as a networkx graph.
+
+Placeholders: in a prompt, `{name}` is replaced by the output of the task `name` (which must be
+in `after`) or by the run's input `name`. Only `{identifier}` forms are placeholders, so JSON and
+code in prompts need no escaping; write `{{name}}` for a literal `{name}`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import networkx as nx
+from pydantic import Field, ValidationError
+
+from orchestra._base import Frozen, describe_validation_error
+from orchestra.errors import OrchestraError, PlanError
+
+__all__ = ["Plan", "Task", "placeholders", "render_prompt"]
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_-]*)\}")
+TASK_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
+
+
+def placeholders(template: str) -> list[str]:
+    """The placeholder names of a prompt template, in order of first use.
+
+    Example:
+        >>> placeholders("Compare {a} with {b}, then {a} again; {{literal}} and {not json}")
+        ['a', 'b']
+    """
+    names: dict[str, None] = {}
+    for match in _PLACEHOLDER.finditer(template):
+        if match.group(1):
+            names.setdefault(match.group(1), None)
+    return list(names)
+
+
+def render_prompt(template: str, values: Mapping[str, str]) -> str:
+    """Fill a prompt template's placeholders from `values`; `{{`/`}}` become single braces.
+
+    Raises:
+        KeyError: a placeholder has no value (validation rules this out before a run).
+    """
+
+    def fill(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token == "{{":
+            return "{"
+        if token == "}}":
+            return "}"
+        return values[match.group(1)]
+
+    return _PLACEHOLDER.sub(fill, template)
+
+
+class Task(Frozen):
+    """One call of an agent: a node of the plan.
+
+    Example:
+        >>> Task(id="draft", agent="writer", prompt="Write a memo from:\\n{facts}", after=["facts"]).after
+        ('facts',)
+    """
+
+    error_type: ClassVar[type[OrchestraError]] = PlanError
+
+    id: str = Field(pattern=TASK_ID_PATTERN)
+    """Unique name of the task; other tasks refer to its output as `{id}`."""
+    agent: str = Field(min_length=1)
+    """Name of the agent that performs the task."""
+    prompt: str = Field(min_length=1)
+    """What the agent is asked; `{placeholders}` name dependencies or run inputs."""
+    after: tuple[str, ...] = ()
+    """Ids of the tasks whose outputs this task needs."""
+    model: str | None = None
+    """Pin this task to a model spec of the constellation (overrides the agent and router)."""
+
+    @classmethod
+    def invalid(cls, data: dict[str, Any], exc: ValidationError) -> OrchestraError:
+        task_id = data.get("id")
+        label = f"task {task_id!r}" if isinstance(task_id, str) else "a task"
+        return PlanError(
+            describe_validation_error(label, exc),
+            task_id=task_id if isinstance(task_id, str) else None,
+        )
+
+
+class Plan(Frozen):
+    """A DAG of tasks. Write one by hand, or let the boss write it as JSON.
+
+    The answer of the run is the output of `output` (a task id); when `output` is not set and
+    the plan has one sink (a task nothing depends on), it is that sink's output, and with
+    several sinks their outputs are joined under `## <task id>` headings in plan order.
+
+    Example:
+        >>> plan = Plan(tasks=[
+        ...     Task(id="facts", agent="researcher", prompt="List facts about {topic}"),
+        ...     Task(id="draft", agent="writer", prompt="Write a memo from:\\n{facts}", after=["facts"]),
+        ... ])
+        >>> sorted(plan.graph().edges)
+        [('facts', 'draft')]
+    """
+
+    error_type: ClassVar[type[OrchestraError]] = PlanError
+
+    tasks: tuple[Task, ...] = Field(min_length=1)
+    """The tasks, in any order (listing dependencies first reads best)."""
+    output: str | None = None
+    """Id of the task whose output is the run's answer (default: the single sink)."""
+
+    def task(self, task_id: str) -> Task:
+        """The task with this id.
+
+        Raises:
+            PlanError: no task has this id.
+        """
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        raise PlanError(f"the plan has no task {task_id!r}", task_id=task_id)
+
+    def graph(self) -> nx.DiGraph[str]:
+        """The plan as a networkx DiGraph: nodes keyed by task id (attribute `task`), edges
+        from each dependency to its dependent. Unknown dependencies are left out."""
+        graph: nx.DiGraph[str] = nx.DiGraph()
+        for task in self.tasks:
+            graph.add_node(task.id, task=task)
+        for task in self.tasks:
+            for dep in task.after:
+                if dep in graph:
+                    graph.add_edge(dep, task.id)
+        return graph
+
+    def sinks(self) -> list[str]:
+        """Ids of the tasks no other task depends on, in plan order."""
+        needed = {dep for task in self.tasks for dep in task.after}
+        return [task.id for task in self.tasks if task.id not in needed]
+
+    def answer_ids(self) -> list[str]:
+        """Ids of the tasks whose outputs make the run's answer."""
+        return [self.output] if self.output is not None else self.sinks()
+
+    def extended(self, tasks: list[Task]) -> Plan:
+        """A copy of this plan with `tasks` added (a plan that grows while it runs)."""
+        return Plan(tasks=(*self.tasks, *tasks), output=self.output)

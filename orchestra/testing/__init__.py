@@ -1,0 +1,16 @@
+"""The testing kit, for our tests and our users': fake models, a test server, fixtures.
+Nothing here calls a real provider; the pytest plugin and hypothesis strategies are separate
+modules (`orchestra.testing.plugin`, `orchestra.testing.strategies`)."""
+
+from orchestra.testing.constellation import fake_constellation
+from orchestra.testing.fake import FakeModel, FakeReply, FakeRequest, FakeToolCall
+from orchestra.testing.server import OpenAICompatibleServer
+
+__all__ = [
+    "FakeModel",
+    "FakeReply",
+    "FakeRequest",
+    "FakeToolCall",
+    "OpenAICompatibleServer",
+    "fake_constellation",
+]

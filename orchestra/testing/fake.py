@@ -1,0 +1,269 @@
+"""`FakeModel`: a scripted model that runs through the real litellm call path.
+
+It is a litellm custom provider, so everything between orchestra and the provider (litellm's
+argument handling, response objects, exception mapping) runs as it does live. Answers come from
+`responses` (keyed by agent name, task id or model name; the boss plans as agent `plan`) or from
+a `handler` function. One fake serves any number of model names: `fake.model("fast")`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import itertools
+import math
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import anyio
+
+from orchestra.models.client import load_litellm
+
+__all__ = ["FakeModel", "FakeReply", "FakeRequest", "FakeToolCall"]
+
+PROVIDER = "orchestra-fake"
+# Strong references: a constellation holds only model strings, yet its fake must stay alive.
+# `FakeModel.close` (called by the pytest fixture) lets one go.
+_instances: dict[str, FakeModel] = {}
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class FakeToolCall:
+    """A tool call for a scripted reply to ask for."""
+
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict[str, Any])
+
+
+@dataclass(frozen=True)
+class FakeReply:
+    """A scripted answer: content and/or tool calls, with optional token counts and latency."""
+
+    content: str | None = None
+    tool_calls: Sequence[FakeToolCall] = ()
+    input_tokens: int | None = None
+    """Prompt tokens to report (default: about one per four characters of the messages)."""
+    output_tokens: int | None = None
+    """Completion tokens to report (default: about one per four characters of the content)."""
+    latency: float | None = None
+    """Seconds to wait before answering (default: the FakeModel's latency)."""
+
+
+@dataclass(frozen=True)
+class FakeRequest:
+    """One call the fake received."""
+
+    model: str
+    """The model name given to `FakeModel.model`."""
+    agent: str | None
+    """The agent making the call (`plan` for the boss)."""
+    task_id: str | None
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]]
+    index: int
+    """Position of this call among all the fake's calls, from 0."""
+
+    @property
+    def prompt(self) -> str:
+        """The last user message."""
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                return str(message.get("content") or "")
+        return ""
+
+    @property
+    def tool_results(self) -> list[str]:
+        """Contents of the tool messages so far (what the tools answered)."""
+        return [str(m.get("content")) for m in self.messages if m.get("role") == "tool"]
+
+
+Answer = str | FakeReply
+Handler = Callable[[FakeRequest], Answer | Awaitable[Answer]]
+Latency = float | Callable[[FakeRequest, FakeReply], float]
+Script = Answer | Sequence[Answer]
+
+
+def _tokens(text: str) -> int:
+    return max(1, math.ceil(len(text) / 4))
+
+
+class FakeModel:
+    """A scripted model behind litellm: give it `responses`, a `handler`, or both.
+
+    Example:
+        >>> fake = FakeModel(responses={"researcher": ["first answer", "second answer"]},
+        ...                  latency=0.0, fail_first=0)
+        >>> fake.model("fast").startswith("orchestra-fake/")
+        True
+
+    Args:
+        responses: answers by agent name, task id or model name (looked up in that order); a
+            list is answered in order, its last item repeating.
+        handler: called for requests `responses` does not cover; may be async.
+        latency: seconds before each answer, or a function of the request and reply.
+        fail_first: the first N calls fail with HTTP `fail_status` (through litellm's errors).
+        fail_status: the status of those failures (429, 500, 503, 401, 400...).
+        default: the answer when neither responses nor handler cover a request.
+    """
+
+    def __init__(
+        self,
+        *,
+        responses: Mapping[str, Script] | None = None,
+        handler: Handler | None = None,
+        latency: Latency = 0.0,
+        fail_first: int = 0,
+        fail_status: int = 500,
+        default: Answer = "ok",
+    ) -> None:
+        self.responses: dict[str, Script] = dict(responses or {})
+        self.handler = handler
+        self.latency = latency
+        self.fail_first = fail_first
+        self.fail_status = fail_status
+        self.default = default
+        self.calls: list[FakeRequest] = []
+        self._used: dict[str, int] = {}
+        self.id = f"f{next(_ids)}"
+        _instances[self.id] = self
+        _register()
+
+    def model(self, name: str) -> str:
+        """The litellm model string that reaches this fake as model `name`."""
+        return f"{PROVIDER}/{self.id}/{name}"
+
+    def close(self) -> None:
+        """Unregister the fake; later calls to its models fail with a clear error."""
+        _instances.pop(self.id, None)
+
+    def calls_for(self, key: str) -> list[FakeRequest]:
+        """The calls made by agent `key`, for task `key` or to model `key`."""
+        return [c for c in self.calls if key in (c.agent, c.task_id, c.model)]
+
+    async def _answer(self, request: FakeRequest) -> FakeReply:
+        answer: Answer | None = None
+        for key in (request.agent, request.task_id, request.model):
+            if key is not None and key in self.responses:
+                answer = self._next(key)
+                break
+        if answer is None and self.handler is not None:
+            produced = self.handler(request)
+            answer = (
+                await cast(Awaitable[Answer], produced)
+                if inspect.isawaitable(produced)
+                else cast(Answer, produced)
+            )
+        if answer is None:
+            answer = self.default
+        return answer if isinstance(answer, FakeReply) else FakeReply(content=answer)
+
+    def _next(self, key: str) -> Answer:
+        script = self.responses[key]
+        if isinstance(script, (str, FakeReply)):
+            return script
+        used = self._used.get(key, 0)
+        self._used[key] = used + 1
+        return script[min(used, len(script) - 1)]
+
+    async def complete(self, model: str, messages: list[dict[str, Any]], params: Any) -> Any:
+        """Answer one litellm call (the custom provider's entry point)."""
+        litellm = load_litellm()
+        meta = cast(dict[str, Any], (params.get("metadata") if params else None) or {})
+        options = cast(dict[str, Any], params.get("optional_params") or {}) if params else {}
+        request = FakeRequest(
+            model=model,
+            agent=meta.get("agent"),
+            task_id=meta.get("task_id"),
+            messages=messages,
+            tools=list(options.get("tools") or []),
+            index=len(self.calls),
+        )
+        self.calls.append(request)
+        if request.index < self.fail_first:
+            raise _error(litellm, self.fail_status, model)
+        reply = await self._answer(request)
+        wait = self.latency(request, reply) if callable(self.latency) else self.latency
+        wait = reply.latency if reply.latency is not None else wait
+        if wait > 0:
+            await anyio.sleep(wait)
+        return _response(litellm, model, messages, reply)
+
+
+def _error(litellm: Any, status: int, model: str) -> Exception:
+    kinds: dict[int, str] = {
+        400: "BadRequestError",
+        401: "AuthenticationError",
+        404: "NotFoundError",
+        429: "RateLimitError",
+        503: "ServiceUnavailableError",
+    }
+    kind = getattr(litellm, kinds.get(status, "InternalServerError"))
+    return kind(message=f"scripted failure {status}", llm_provider=PROVIDER, model=model)
+
+
+def _response(litellm: Any, model: str, messages: list[dict[str, Any]], reply: FakeReply) -> Any:
+    tool_calls = [
+        {
+            "id": f"call_{i}",
+            "type": "function",
+            "function": {"name": call.name, "arguments": json.dumps(dict(call.arguments))},
+        }
+        for i, call in enumerate(reply.tool_calls)
+    ]
+    message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    prompt = " ".join(str(m.get("content") or "") for m in messages)
+    input_tokens = reply.input_tokens if reply.input_tokens is not None else _tokens(prompt)
+    output_tokens = (
+        reply.output_tokens if reply.output_tokens is not None else _tokens(reply.content or "")
+    )
+    return litellm.ModelResponse(
+        model=model,
+        choices=[
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if tool_calls else "stop",
+            }
+        ],
+        usage={
+            "prompt_tokens": input_tokens,
+            "completion_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens,
+        },
+    )
+
+
+_registered = False
+
+
+def _register() -> None:
+    """Add the fake provider to litellm's custom providers (once per process)."""
+    global _registered
+    if _registered:
+        return
+    litellm = load_litellm()
+
+    class _Provider(litellm.CustomLLM):  # type: ignore[misc,name-defined]
+        async def acompletion(self, *args: Any, **kwargs: Any) -> Any:  # pyright: ignore[reportIncompatibleMethodOverride]
+            model = str(kwargs.get("model", args[0] if args else ""))
+            instance_id, _, name = model.partition("/")
+            fake = _instances.get(instance_id)
+            if fake is None:
+                raise litellm.BadRequestError(
+                    message=f"no live FakeModel {instance_id!r} (it was closed)",
+                    llm_provider=PROVIDER,
+                    model=model,
+                )
+            params = {
+                "metadata": (kwargs.get("litellm_params") or {}).get("metadata"),
+                "optional_params": kwargs.get("optional_params") or {},
+            }
+            return await fake.complete(name, list(kwargs.get("messages") or []), params)
+
+    providers = [p for p in (litellm.custom_provider_map or []) if p.get("provider") != PROVIDER]
+    litellm.custom_provider_map = [*providers, {"provider": PROVIDER, "custom_handler": _Provider()}]
+    _registered = True

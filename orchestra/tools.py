@@ -1,0 +1,116 @@
+"""Tools: plain typed Python functions (sync or async) that agents may call.
+
+The function's signature becomes the JSON schema the model sees (through pydantic), its
+docstring's first paragraph the description. Arguments are validated before the call; a tool
+that raises reports the error to the model as the tool's answer instead of failing the node.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, cast, get_type_hints
+
+import anyio.to_thread
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from orchestra.errors import ConfigError
+
+__all__ = ["Tool", "tool_from_function"]
+
+ToolFunction = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A function the model may call, with its JSON schema."""
+
+    name: str
+    description: str
+    function: ToolFunction
+    arguments: type[BaseModel]
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAI-style tool definition litellm sends to the model."""
+        parameters = self.arguments.model_json_schema()
+        parameters.pop("title", None)
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": parameters,
+            },
+        }
+
+    async def call(self, raw_arguments: str) -> str:
+        """Run the tool on the model's JSON arguments; errors become the answer text."""
+        try:
+            loaded = json.loads(raw_arguments or "{}")
+            args = self.arguments.model_validate(loaded)
+        except (ValueError, ValidationError) as exc:
+            return f"error: invalid arguments for {self.name}: {exc}"
+        kwargs = {field: getattr(args, field) for field in type(args).model_fields}
+        try:
+            if inspect.iscoroutinefunction(self.function):
+                result = await cast(Callable[..., Awaitable[Any]], self.function)(**kwargs)
+            else:
+                result = await anyio.to_thread.run_sync(lambda: self.function(**kwargs))
+        except Exception as exc:  # a tool's failure is the model's to handle, not the run's
+            return f"error: {type(exc).__name__}: {exc}"
+        return _as_text(result)
+
+
+def _as_text(result: Any) -> str:
+    if isinstance(result, str):
+        return result
+    if isinstance(result, BaseModel):
+        return result.model_dump_json()
+    try:
+        return json.dumps(result, default=str)
+    except (TypeError, ValueError):
+        return str(result)
+
+
+def tool_from_function(function: ToolFunction) -> Tool:
+    """Make a `Tool` of a typed function.
+
+    Example:
+        >>> def add(a: int, b: int = 1) -> int:
+        ...     '''Add two integers.'''
+        ...     return a + b
+        >>> tool_from_function(add).schema()["function"]["parameters"]["required"]
+        ['a']
+
+    Raises:
+        ConfigError: the function is not callable, takes *args/**kwargs, or has a parameter
+            without a type hint.
+    """
+    if not callable(function):
+        raise ConfigError(f"a tool must be a function, not {function!r}")
+    name = getattr(function, "__name__", type(function).__name__)
+    try:
+        hints = get_type_hints(function)
+    except Exception as exc:
+        raise ConfigError(f"tool {name!r} has type hints that cannot be resolved: {exc}") from exc
+    fields: dict[str, Any] = {}
+    for param in inspect.signature(function).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise ConfigError(f"tool {name!r} takes *{param.name}; give it named parameters")
+        if param.name not in hints:
+            raise ConfigError(
+                f"tool {name!r}: parameter {param.name!r} has no type hint; the model needs "
+                "one to know what to pass"
+            )
+        default = ... if param.default is param.empty else param.default
+        fields[param.name] = (hints[param.name], default)
+    arguments = create_model(
+        f"{name}_arguments",
+        __config__=ConfigDict(extra="forbid"),
+        **fields,
+    )
+    doc = inspect.getdoc(function) or ""
+    description = doc.split("\n\n", 1)[0].replace("\n", " ").strip() or name
+    return Tool(name=name, description=description, function=function, arguments=arguments)
