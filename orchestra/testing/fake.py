@@ -265,5 +265,8 @@ def _register() -> None:
             return await fake.complete(name, list(kwargs.get("messages") or []), params)
 
     providers = [p for p in (litellm.custom_provider_map or []) if p.get("provider") != PROVIDER]
-    litellm.custom_provider_map = [*providers, {"provider": PROVIDER, "custom_handler": _Provider()}]
+    litellm.custom_provider_map = [
+        *providers,
+        {"provider": PROVIDER, "custom_handler": _Provider()},
+    ]
     _registered = True

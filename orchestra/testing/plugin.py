@@ -1,0 +1,112 @@
+"""orchestra's pytest plugin (registered as the `orchestra` entry point).
+
+On import — before any test module can import litellm — it switches litellm's network look-ups
+off (cost map, Hugging Face tokenizers). During every test it refuses connections to anything
+but loopback and fails the test that tried, unless the test is marked `allow_network`. Fixtures:
+`fake_models` (a fresh `FakeModel`), `openai_server` (a started `OpenAICompatibleServer`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from orchestra.testing.fake import FakeModel
+from orchestra.testing.server import OpenAICompatibleServer
+
+for _name, _value in {
+    "LITELLM_OFFLINE_MODE": "true",
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "HF_HUB_OFFLINE": "1",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the plugin's marker."""
+    config.addinivalue_line(
+        "markers", "allow_network: the test may open connections beyond loopback"
+    )
+
+
+def _is_local(address: Any) -> bool:
+    if not isinstance(address, tuple) or not address:
+        return True  # Unix sockets and other non-IP families stay on this machine
+    host = str(address[0])  # pyright: ignore[reportUnknownArgumentType]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False  # a host name: resolving it would already leave the machine
+
+
+class _Guard:
+    def __init__(self) -> None:
+        self.blocked: list[str] = []
+
+    def refuse(self, address: Any) -> None:
+        target = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+        self.blocked.append(target)
+        raise ConnectionRefusedError(
+            f"orchestra's pytest plugin blocked a connection to {target}: tests must stay "
+            "offline (use FakeModel or OpenAICompatibleServer, or mark the test allow_network)"
+        )
+
+
+@pytest.fixture(autouse=True)
+def _orchestra_network_guard(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Refuse non-loopback connections, and fail the test that tried one."""
+    if request.node.get_closest_marker("allow_network") is not None:
+        yield
+        return
+    guard = _Guard()
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def guarded_connect(sock: socket.socket, address: Any) -> None:
+        if not _is_local(address):
+            guard.refuse(address)
+        connect(sock, address)
+
+    def guarded_connect_ex(sock: socket.socket, address: Any) -> int:
+        if not _is_local(address):
+            guard.refuse(address)
+        return connect_ex(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
+    yield
+    if guard.blocked:
+        pytest.fail(
+            f"the test tried to reach {', '.join(guard.blocked)}; tests must stay offline "
+            "(mark it allow_network if it really must)",
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+def fake_models() -> Iterator[FakeModel]:
+    """A fresh `FakeModel` (answers "ok" until scripted); closed after the test."""
+    fake = FakeModel()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def openai_server() -> Iterator[OpenAICompatibleServer]:
+    """A started `OpenAICompatibleServer` on 127.0.0.1; stopped after the test."""
+    with OpenAICompatibleServer() as server:
+        yield server
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """litellm needs asyncio: run `@pytest.mark.anyio` tests on it."""
+    return "asyncio"
