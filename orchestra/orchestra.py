@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import uuid
 import warnings
@@ -159,6 +160,20 @@ class Orchestra:
         """
         plan, _ = await self._planner().plan(task, inputs=list(inputs or {}))
         return plan
+
+    def plan_sync(self, task: str, *, inputs: Mapping[str, Any] | None = None) -> Plan:
+        """`plan` for synchronous code (not inside an event loop)."""
+        return run_sync(lambda: self.plan(task, inputs=inputs), name="plan")
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], *, on_event: EventSink | None = None) -> Orchestra:
+        """An Orchestra configured by a TOML file (models, agents, boss, budget).
+
+        See `orchestra.config` for the file's shape.
+        """
+        from orchestra.config import load_orchestra
+
+        return load_orchestra(path, on_event=on_event)
 
     async def run(
         self,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from typing import Any
 
 from orchestra.agents import Agent
@@ -80,9 +81,6 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 """Each simulated model's class, prices (USD per 1M tokens), quality and speeds."""
 
-_LENGTHS = {"researcher": 140, "analyst": 180, "critic": 120, "writer": 320}
-
-
 def agents() -> list[Agent]:
     """The simulated team: researcher, analyst, critic and writer."""
     return [
@@ -136,27 +134,30 @@ def _plan(task: str) -> str:
 
 
 _PHRASES = [
-    "the evidence points one way",
     "costs scale with tokens, not with requests",
     "small models answer most routine sub-tasks well",
     "latency is dominated by decode speed for long answers",
     "the large model earns its price on planning and synthesis",
     "parallel branches cut wall time more than faster models do",
-    "quality checks catch the cheap model's rare misses",
+    "quality checks catch a cheap model's rare misses",
     "a fallback provider keeps the system up when one fails",
+    "prefill is cheap; long outputs are what cost time",
+    "routing by task type beats one model for everything",
+    "speed-first chips turn an 8B model into a sub-second worker",
+    "the critical path, not the total work, sets the wall time",
+    "a budget cap turns a runaway plan into a clear error",
 ]
+
+_POINTS = {"researcher": 4, "analyst": 5, "critic": 3, "writer": 7}
 
 
 def _text(request: FakeRequest) -> str:
     subject = request.prompt.splitlines()[0][:120]
-    digest = hashlib.sha256(f"{request.agent}|{request.prompt}".encode()).digest()
-    words = _LENGTHS.get(request.agent or "", 150) * 3 // 4
-    sentences = [f"[{request.agent} on {request.model}] {subject}."]
-    i = 0
-    while sum(len(s.split()) for s in sentences) < words:
-        sentences.append(f"Point {i + 1}: {_PHRASES[digest[i % len(digest)] % len(_PHRASES)]}.")
-        i += 1
-    return " ".join(sentences)
+    seed = int.from_bytes(hashlib.sha256(f"{request.agent}|{request.prompt}".encode()).digest()[:8])
+    points = random.Random(seed).sample(_PHRASES, _POINTS.get(request.agent or "", 4))
+    lines = [f"{subject} ({request.agent} on {request.model})"]
+    lines.extend(f"- {point.capitalize()}." for point in points)
+    return "\n".join(lines)
 
 
 def _answer(request: FakeRequest) -> str:
