@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from typing_extensions import Self
 
 from orchestra.errors import ConfigError, OrchestraError
 
@@ -14,7 +16,7 @@ def describe_validation_error(what: str, exc: ValidationError) -> str:
     lines = [f"{what} is invalid:"]
     for err in exc.errors(include_url=False):
         where = ".".join(str(part) for part in err["loc"]) or "(value)"
-        got = err.get("input")
+        got: object = err.get("input")
         shown = "" if isinstance(got, dict) else f" (got {got!r})"
         lines.append(f"  - {where}: {err['msg']}{shown}")
     return "\n".join(lines)
@@ -42,9 +44,9 @@ class Frozen(BaseModel):
         return cls.error_type(describe_validation_error(label, exc))
 
     @classmethod
-    def parse(cls, data: Any) -> Any:
-        """Validate `data` (a mapping) as this model, raising the typed error on failure."""
+    def parse(cls, data: Mapping[str, Any]) -> Self:
+        """Validate `data` as this model, raising the typed error on failure."""
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise cls.invalid(data if isinstance(data, dict) else {}, exc) from exc
+            raise cls.invalid(dict(data), exc) from exc

@@ -50,7 +50,9 @@ class Agent(Frozen):
         if value is None:
             return ()
         items: list[Any] = list(value)
-        tools = tuple(item if isinstance(item, Tool) else tool_from_function(item) for item in items)
+        tools = tuple(
+            item if isinstance(item, Tool) else tool_from_function(item) for item in items
+        )
         names = [t.name for t in tools]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

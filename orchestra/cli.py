@@ -67,7 +67,9 @@ def _plan_tree(plan: Plan) -> Tree:
     tree = Tree("plan")
     for task in plan.tasks:
         after = f" (after {', '.join(task.after)})" if task.after else ""
-        tree.add(f"[bold]{task.id}[/] [dim]{task.agent}[/]{after}: {task.prompt.splitlines()[0][:70]}")
+        tree.add(
+            f"[bold]{task.id}[/] [dim]{task.agent}[/]{after}: {task.prompt.splitlines()[0][:70]}"
+        )
     return tree
 
 
@@ -87,12 +89,19 @@ def _usage_table(result: RunResult) -> Table:
         table.add_column(column, justify="left" if column == "model" else "right")
     for name, usage in sorted(result.usage.by_model.items()):
         table.add_row(
-            name, str(usage.calls), str(usage.input_tokens), str(usage.output_tokens),
+            name,
+            str(usage.calls),
+            str(usage.input_tokens),
+            str(usage.output_tokens),
             f"{usage.cost_usd:.6f}",
         )
     table.add_row(
-        "total", str(result.usage.calls), str(result.usage.input_tokens),
-        str(result.usage.output_tokens), f"{result.usage.cost_usd:.6f}", style="bold",
+        "total",
+        str(result.usage.calls),
+        str(result.usage.input_tokens),
+        str(result.usage.output_tokens),
+        f"{result.usage.cost_usd:.6f}",
+        style="bold",
     )
     return table
 
@@ -133,20 +142,29 @@ def _models(args: argparse.Namespace, console: Console) -> int:
         table.add_column(column)
     for spec in orch.models:
         table.add_row(
-            spec.name, spec.model, f"{spec.quality:.2f}", f"{spec.input_cost:g}",
-            f"{spec.output_cost:g}", f"{spec.ttft:g}", f"{spec.decode_tps:g}",
+            spec.name,
+            spec.model,
+            f"{spec.quality:.2f}",
+            f"{spec.input_cost:g}",
+            f"{spec.output_cost:g}",
+            f"{spec.ttft:g}",
+            f"{spec.decode_tps:g}",
         )
     console.print(table)
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="orchestra", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="orchestra", description="Run a task on a constellation of models."
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help=f"TOML config (default: ./{CONFIG_FILE} if present)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
     common.add_argument(
-        "--time-scale", type=float, default=0.3,
+        "--time-scale",
+        type=float,
+        default=0.3,
         help="simulated constellation only: multiply simulated latencies (default 0.3)",
     )
     commands = parser.add_subparsers(dest="command", required=True)

@@ -42,9 +42,7 @@ CONFIG_FILE = "orchestra.toml"
 _KEYS = {"boss", "budget", "models", "agents", "max_parallel"}
 
 
-def load_orchestra(
-    path: str | os.PathLike[str], *, on_event: EventSink | None = None
-) -> Orchestra:
+def load_orchestra(path: str | os.PathLike[str], *, on_event: EventSink | None = None) -> Orchestra:
     """Build an Orchestra from a TOML file (see the module docstring for its shape).
 
     Raises:
@@ -61,9 +59,9 @@ def load_orchestra(
     agents: list[Agent] = []
     tables: dict[str, Any] = data.get("agents", {})
     for name, table in tables.items():
-        if not isinstance(table, dict):
+        if not isinstance(table, dict):  # pyright: ignore[reportUnnecessaryIsInstance] - TOML input
             raise ConfigError(f"{source}: agents.{name} must be a table of Agent fields")
-        agents.append(Agent(name=name, **table))
+        agents.append(Agent.parse({"name": name, **table}))
     try:
         budget = Budget.model_validate(data.get("budget", {}))
     except ValidationError as exc:

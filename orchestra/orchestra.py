@@ -166,7 +166,9 @@ class Orchestra:
         return run_sync(lambda: self.plan(task, inputs=inputs), name="plan")
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str], *, on_event: EventSink | None = None) -> Orchestra:
+    def from_file(
+        cls, path: str | os.PathLike[str], *, on_event: EventSink | None = None
+    ) -> Orchestra:
         """An Orchestra configured by a TOML file (models, agents, boss, budget).
 
         See `orchestra.config` for the file's shape.
@@ -195,19 +197,23 @@ class Orchestra:
         started = _now()
         self._emit(RunStarted(run_id=run_id, task=task))
         planner = self._planner()
-        with anyio.move_on_after(budget.max_seconds or float("inf")) as deadline:
-            plan, completions = await planner.plan(task, inputs=list(inputs or {}), run_id=run_id)
-        if deadline.cancelled_caught:
+        planned = None
+        with anyio.move_on_after(budget.max_seconds or float("inf")):
+            planned = await planner.plan(task, inputs=list(inputs or {}), run_id=run_id)
+        if planned is None:
             result = self._result(run_id, None, Schedule(stopped="max_seconds"), started)
             raise BudgetExceeded(
                 f"run {run_id} hit max_seconds={budget.max_seconds} while the boss was planning",
                 limit="max_seconds",
                 result=result,
             )
+        plan, completions = planned
         spent = Usage()
         for c in completions:
             spent = spent + Usage.of(
-                c.model, input_tokens=c.input_tokens, output_tokens=c.output_tokens,
+                c.model,
+                input_tokens=c.input_tokens,
+                output_tokens=c.output_tokens,
                 cost_usd=c.cost_usd,
             )
         remaining = budget.model_copy(
@@ -328,7 +334,10 @@ class Orchestra:
         result = self._result(run_id, plan, schedule, started)
         self._emit(
             RunFinished(
-                run_id=run_id, status=result.status, cost_usd=result.cost_usd, seconds=result.seconds
+                run_id=run_id,
+                status=result.status,
+                cost_usd=result.cost_usd,
+                seconds=result.seconds,
             )
         )
         if schedule.failed is not None:
@@ -367,9 +376,7 @@ class Orchestra:
             if len(ids) == 1:
                 output = schedule.nodes[ids[0]].output
             else:
-                output = "\n\n".join(
-                    f"## {i}\n\n{as_text(schedule.nodes[i].output)}" for i in ids
-                )
+                output = "\n\n".join(f"## {i}\n\n{as_text(schedule.nodes[i].output)}" for i in ids)
         return RunResult(
             run_id=run_id,
             status=status,
@@ -382,6 +389,4 @@ class Orchestra:
         )
 
     def __repr__(self) -> str:
-        return (
-            f"Orchestra(models={self.models!r}, agents={list(self.agents)}, boss={self.boss!r})"
-        )
+        return f"Orchestra(models={self.models!r}, agents={list(self.agents)}, boss={self.boss!r})"

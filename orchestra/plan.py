@@ -63,7 +63,8 @@ class Task(Frozen):
     """One call of an agent: a node of the plan.
 
     Example:
-        >>> Task(id="draft", agent="writer", prompt="Write a memo from:\\n{facts}", after=["facts"]).after
+        >>> task = Task(id="draft", agent="writer", prompt="Memo from {facts}", after=["facts"])
+        >>> task.after
         ('facts',)
     """
 
@@ -100,7 +101,7 @@ class Plan(Frozen):
     Example:
         >>> plan = Plan(tasks=[
         ...     Task(id="facts", agent="researcher", prompt="List facts about {topic}"),
-        ...     Task(id="draft", agent="writer", prompt="Write a memo from:\\n{facts}", after=["facts"]),
+        ...     Task(id="draft", agent="writer", prompt="Memo from {facts}", after=["facts"]),
         ... ])
         >>> sorted(plan.graph().edges)
         [('facts', 'draft')]

@@ -39,7 +39,9 @@ class Usage(BaseModel):
     @classmethod
     def of(cls, model: str, *, input_tokens: int, output_tokens: int, cost_usd: float) -> Usage:
         """Usage of one call on `model`."""
-        one = cls(input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost_usd, calls=1)
+        one = cls(
+            input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost_usd, calls=1
+        )
         return one.model_copy(update={"by_model": {model: one}})
 
     @property

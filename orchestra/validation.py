@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Collection, Iterable
+from typing import cast
 
 import networkx as nx
 
@@ -38,8 +39,9 @@ def _task_problems(
     inputs: Collection[str],
 ) -> Iterable[PlanError]:
     if task.agent not in agents:
+        hint = _did_you_mean(task.agent, agents)
         yield PlanError(
-            f"task {task.id!r} uses unknown agent {task.agent!r}{_did_you_mean(task.agent, agents)}",
+            f"task {task.id!r} uses unknown agent {task.agent!r}{hint}",
             task_id=task.id,
         )
     if task.model is not None and task.model not in models:
@@ -79,7 +81,7 @@ def _task_problems(
 def _cycle_problem(plan: Plan) -> PlanError | None:
     graph = plan.graph()
     try:
-        edges = nx.find_cycle(graph)
+        edges = cast(list[tuple[str, str]], nx.find_cycle(graph))  # pyright: ignore[reportUnknownMemberType] - networkx stubs leave the return type open
     except nx.NetworkXNoCycle:
         return None
     cycle = [src for src, _ in edges]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,7 +140,7 @@ class ModelLimits:
         return slot
 
     @asynccontextmanager
-    async def acquire(self, spec: ModelSpec, *, tokens: int) -> AsyncIterator[Sent]:
+    async def acquire(self, spec: ModelSpec, *, tokens: int) -> AsyncGenerator[Sent, None]:
         """Hold one of the model's concurrency slots and room in its rate window.
 
         Yields the request's entry in the window, whose `tokens` the caller sets to the

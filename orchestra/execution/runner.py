@@ -214,5 +214,5 @@ class NodeRunner:
                 group.start_soon(answer, index, call)
         return [
             {"role": "tool", "tool_call_id": call.id, "content": text}
-            for call, text in zip(calls, answers)
+            for call, text in zip(calls, answers, strict=True)
         ]

@@ -109,9 +109,11 @@ class Scheduler:
     async def run(self) -> Schedule:
         """Run until every task has settled (or a failure, budget or deadline stops it)."""
         self._check_budget()
-        with self._send, self._receive, anyio.move_on_after(
-            self._budget.max_seconds or math.inf
-        ) as deadline:
+        with (
+            self._send,
+            self._receive,
+            anyio.move_on_after(self._budget.max_seconds or math.inf) as deadline,
+        ):
             async with anyio.create_task_group() as group:
                 await self._loop(group)
         if deadline.cancelled_caught:

@@ -12,7 +12,6 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any, cast
 
 from orchestra.errors import ModelError
@@ -20,10 +19,11 @@ from orchestra.models.spec import ModelSpec
 
 __all__ = ["Completion", "ModelClient", "ToolCall", "load_litellm"]
 
-_litellm: ModuleType | None = None
+# litellm ships no usable type information for its module attributes: treat it as Any.
+_litellm: Any = None
 
 
-def load_litellm() -> ModuleType:
+def load_litellm() -> Any:
     """Import litellm once, with its network look-ups at import switched off."""
     global _litellm
     if _litellm is None:
@@ -150,9 +150,14 @@ class ModelClient:
                 f"model {spec.name!r} ({spec.model}) answered with no choices", model=spec.name
             )
         message = choices[0].message
+        raw_calls = cast(list[Any], getattr(message, "tool_calls", None) or [])
         calls = tuple(
-            ToolCall(id=str(call.id), name=str(call.function.name), arguments=str(call.function.arguments or ""))
-            for call in (getattr(message, "tool_calls", None) or [])
+            ToolCall(
+                id=str(call.id),
+                name=str(call.function.name),
+                arguments=str(call.function.arguments or ""),
+            )
+            for call in raw_calls
         )
         content = cast(str | None, getattr(message, "content", None))
         if not calls and not content:
@@ -165,7 +170,11 @@ class ModelClient:
         raw: dict[str, Any] = {"role": "assistant", "content": content}
         if calls:
             raw["tool_calls"] = [
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
                 for c in calls
             ]
         return Completion(

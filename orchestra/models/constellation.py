@@ -14,7 +14,7 @@ from orchestra.models.spec import ModelSpec
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # pyright: ignore[reportMissingImports] - installed on 3.10 only
 
 __all__ = ["Constellation", "read_toml"]
 
@@ -81,18 +81,19 @@ class Constellation:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "config") -> Constellation:
         """Build from a parsed config whose `models` table maps names to spec fields."""
-        tables = data.get("models")
+        tables: dict[str, Any] | None = data.get("models")
         if not isinstance(tables, dict) or not tables:
             raise ConfigError(
                 f"{source} has no [models.NAME] tables; add at least one, e.g.\n"
                 '[models.fast]\nmodel = "groq/llama-3.1-8b-instant"'
             )
         specs: list[ModelSpec] = []
-        for name, table in tables.items():  # pyright: ignore[reportUnknownVariableType]
+        for name, table in tables.items():
             if not isinstance(table, dict):
                 raise ConfigError(f"{source}: models.{name} must be a table of ModelSpec fields")
-            fields = {key: _expand_env(value, source) for key, value in table.items()}  # pyright: ignore[reportUnknownVariableType]
-            specs.append(ModelSpec(**{"name": str(name), **fields}))  # pyright: ignore[reportUnknownArgumentType]
+            items: dict[str, Any] = table  # pyright: ignore[reportUnknownVariableType] - TOML
+            fields = {key: _expand_env(value, source) for key, value in items.items()}
+            specs.append(ModelSpec.parse({**fields, "name": name}))
         return cls(specs)
 
     def _check_fallbacks(self, spec: ModelSpec) -> None:
@@ -112,7 +113,8 @@ class Constellation:
         """
         if name not in self._specs:
             raise ConfigError(
-                f"cannot swap unknown model {name!r}; known models: {', '.join(sorted(self._specs))}"
+                f"cannot swap unknown model {name!r}; "
+                f"known models: {', '.join(sorted(self._specs))}"
             )
         if spec.name != name:
             raise ConfigError(

@@ -81,6 +81,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 """Each simulated model's class, prices (USD per 1M tokens), quality and speeds."""
 
+
 def agents() -> list[Agent]:
     """The simulated team: researcher, analyst, critic and writer."""
     return [
@@ -112,10 +113,18 @@ def agents() -> list[Agent]:
 def _plan(task: str) -> str:
     subject = task.strip().replace("{", "{{").replace("}", "}}") or "the task"
     tasks = [
-        {"id": "background", "agent": "researcher", "prompt": f"Gather background facts on: {subject}"},
+        {
+            "id": "background",
+            "agent": "researcher",
+            "prompt": f"Gather background facts on: {subject}",
+        },
         {"id": "figures", "agent": "researcher", "prompt": f"Find the key figures for: {subject}"},
         {"id": "options", "agent": "researcher", "prompt": f"List the main options for: {subject}"},
-        {"id": "risks", "agent": "critic", "prompt": f"List risks and counter-arguments: {subject}"},
+        {
+            "id": "risks",
+            "agent": "critic",
+            "prompt": f"List risks and counter-arguments: {subject}",
+        },
         {
             "id": "compare",
             "agent": "analyst",
@@ -153,7 +162,8 @@ _POINTS = {"researcher": 4, "analyst": 5, "critic": 3, "writer": 7}
 
 def _text(request: FakeRequest) -> str:
     subject = request.prompt.splitlines()[0][:120]
-    seed = int.from_bytes(hashlib.sha256(f"{request.agent}|{request.prompt}".encode()).digest()[:8])
+    digest = hashlib.sha256(f"{request.agent}|{request.prompt}".encode()).digest()
+    seed = int.from_bytes(digest[:8], "big")
     points = random.Random(seed).sample(_PHRASES, _POINTS.get(request.agent or "", 4))
     lines = [f"{subject} ({request.agent} on {request.model})"]
     lines.extend(f"- {point.capitalize()}." for point in points)
@@ -171,20 +181,20 @@ def constellation(fake: FakeModel | None = None, *, time_scale: float = 1.0) -> 
         fake: the FakeModel to answer through (default: a new one with the simulated answers).
         time_scale: multiplies every simulated latency (0 answers at once; 1 is real-time).
     """
-    specs = {name: {k: v for k, v in p.items() if k != "model_class"} for name, p in PROFILES.items()}
+    specs = {
+        name: {k: v for k, v in p.items() if k != "model_class"} for name, p in PROFILES.items()
+    }
 
     def latency(request: FakeRequest, reply: FakeReply) -> float:
         spec = specs[request.model]
         prompt = sum(len(str(m.get("content") or "")) for m in request.messages) / 4
         output = len(reply.content or "") / 4
-        seconds = (
-            spec["ttft"] + prompt / spec["prefill_tps"] + output / spec["decode_tps"]
-        )
+        seconds = spec["ttft"] + prompt / spec["prefill_tps"] + output / spec["decode_tps"]
         return float(seconds) * time_scale
 
     fake = fake or FakeModel(handler=_answer, latency=latency)
     return Constellation(
-        ModelSpec(**{**fields, "name": name, "model": fake.model(name)})
+        ModelSpec.parse({**fields, "name": name, "model": fake.model(name)})
         for name, fields in specs.items()
     )
 

@@ -77,7 +77,11 @@ class Planner:
                     run_id=run_id, attempt=attempt, problems=tuple(str(p) for p in problems)
                 )
             )
-            messages = [*messages, {"role": "assistant", "content": answer}, repair_message(problems)]
+            messages = [
+                *messages,
+                {"role": "assistant", "content": answer},
+                repair_message(problems),
+            ]
         listed = "\n".join(f"  {i}. {p}" for i, p in enumerate(problems, 1))
         raise PlanError(
             f"the boss {self.boss!r} gave no valid plan in {self.max_attempts} attempts; "

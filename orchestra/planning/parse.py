@@ -30,7 +30,8 @@ def parse_plan(text: str) -> Plan:
     """The plan in the boss's answer: bare JSON, a fenced block, or the outermost `{...}`.
 
     Example:
-        >>> parse_plan('Here it is: {"tasks": [{"id": "a", "agent": "w", "prompt": "hi"}]}').tasks[0].id
+        >>> answer = 'Here it is: {"tasks": [{"id": "a", "agent": "w", "prompt": "hi"}]}'
+        >>> parse_plan(answer).tasks[0].id
         'a'
 
     Raises:

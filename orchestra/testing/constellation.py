@@ -59,6 +59,6 @@ def fake_constellation(
     """
     profiles = DEFAULT_PROFILES if specs is None else specs
     return Constellation(
-        ModelSpec(**{**fields, "name": name, "model": fake.model(name)})
+        ModelSpec.parse({**fields, "name": name, "model": fake.model(name)})
         for name, fields in profiles.items()
     )

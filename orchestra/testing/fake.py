@@ -9,12 +9,12 @@ a `handler` function. One fake serves any number of model names: `fake.model("fa
 from __future__ import annotations
 
 import inspect
-import json
 import itertools
+import json
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import anyio
 
@@ -150,11 +150,7 @@ class FakeModel:
                 break
         if answer is None and self.handler is not None:
             produced = self.handler(request)
-            answer = (
-                await cast(Awaitable[Answer], produced)
-                if inspect.isawaitable(produced)
-                else cast(Answer, produced)
-            )
+            answer = await produced if inspect.isawaitable(produced) else produced
         if answer is None:
             answer = self.default
         return answer if isinstance(answer, FakeReply) else FakeReply(content=answer)
@@ -167,17 +163,22 @@ class FakeModel:
         self._used[key] = used + 1
         return script[min(used, len(script) - 1)]
 
-    async def complete(self, model: str, messages: list[dict[str, Any]], params: Any) -> Any:
+    async def complete(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        metadata: Mapping[str, Any],
+        tools: list[dict[str, Any]],
+    ) -> Any:
         """Answer one litellm call (the custom provider's entry point)."""
         litellm = load_litellm()
-        meta = cast(dict[str, Any], (params.get("metadata") if params else None) or {})
-        options = cast(dict[str, Any], params.get("optional_params") or {}) if params else {}
         request = FakeRequest(
             model=model,
-            agent=meta.get("agent"),
-            task_id=meta.get("task_id"),
+            agent=metadata.get("agent"),
+            task_id=metadata.get("task_id"),
             messages=messages,
-            tools=list(options.get("tools") or []),
+            tools=tools,
             index=len(self.calls),
         )
         self.calls.append(request)
@@ -258,13 +259,17 @@ def _register() -> None:
                     llm_provider=PROVIDER,
                     model=model,
                 )
-            params = {
-                "metadata": (kwargs.get("litellm_params") or {}).get("metadata"),
-                "optional_params": kwargs.get("optional_params") or {},
-            }
-            return await fake.complete(name, list(kwargs.get("messages") or []), params)
+            litellm_params: dict[str, Any] = kwargs.get("litellm_params") or {}
+            options: dict[str, Any] = kwargs.get("optional_params") or {}
+            return await fake.complete(
+                name,
+                list(kwargs.get("messages") or []),
+                metadata=litellm_params.get("metadata") or {},
+                tools=list(options.get("tools") or []),
+            )
 
-    providers = [p for p in (litellm.custom_provider_map or []) if p.get("provider") != PROVIDER]
+    existing: list[dict[str, Any]] = litellm.custom_provider_map or []
+    providers = [p for p in existing if p.get("provider") != PROVIDER]
     litellm.custom_provider_map = [
         *providers,
         {"provider": PROVIDER, "custom_handler": _Provider()},

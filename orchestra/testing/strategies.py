@@ -53,4 +53,4 @@ def plans(
             Task(id=node, agent=draw(st.sampled_from(list(agents))), prompt=prompt, after=deps)
         )
     order = draw(st.permutations(tasks))
-    return Plan(tasks=order)
+    return Plan(tasks=tuple(order))
