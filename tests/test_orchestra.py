@@ -269,3 +269,24 @@ def test_config_errors_at_construction(fake: FakeModel) -> None:
         oc.Orchestra(models=models, agents=[oc.Agent(name="a", model="big")])
     with pytest.raises(oc.ConfigError, match="two agents are named 'a'"):
         oc.Orchestra(models=models, agents=[oc.Agent(name="a"), oc.Agent(name="a")])
+
+
+async def test_deadline_leaves_no_stray_tasks(fake: FakeModel, orch: oc.Orchestra) -> None:
+    """At the deadline every in-flight call is cancelled before execute() returns."""
+    import anyio
+
+    settled: list[str] = []
+
+    async def hang(request: FakeRequest) -> str:
+        try:
+            await anyio.sleep(10)
+        except anyio.get_cancelled_exc_class():
+            settled.append(request.task_id or "")
+            raise
+        return "never"
+
+    fake.handler = hang
+    plan = oc.Plan(tasks=[oc.Task(id=f"h{i}", agent="researcher", prompt="x") for i in range(3)])
+    with pytest.raises(oc.BudgetExceeded):
+        await orch.execute(plan, budget=oc.Budget(max_seconds=0.05))
+    assert sorted(settled) == ["h0", "h1", "h2"]
