@@ -25,10 +25,10 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import orchestra as oc  # noqa: E402
-from orchestra.execution.state import DagState  # noqa: E402
-from orchestra.models.client import load_litellm  # noqa: E402
-from orchestra.testing import FakeModel, FakeReply, fake_constellation  # noqa: E402
+import orchestra as oc
+from orchestra.execution.state import DagState
+from orchestra.models.client import load_litellm
+from orchestra.testing import FakeModel, FakeReply, fake_constellation
 
 
 async def bare_calls(fake: FakeModel, count: int) -> float:
@@ -124,7 +124,8 @@ if __name__ == "__main__":
     figures = anyio.run(main, args.nodes, backend="asyncio")
     print(
         f"chain of {args.nodes}: {figures['chain_ratio']:.2f}x bare litellm calls "
-        f"({figures['overhead_ms_per_node']:.2f} ms/node over {figures['bare_call_ms']:.2f} ms/call)"
+        f"({figures['overhead_ms_per_node']:.2f} ms/node over "
+        f"{figures['bare_call_ms']:.2f} ms/call)"
     )
     print(
         f"{args.nodes} parallel 50 ms nodes: {figures['wide_ratio']:.2f}x the same calls made "

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from typing_extensions import Self
 
 from orchestra.errors import ConfigError, OrchestraError
+
+# Fields typed as read-only collections accept lists and sets from callers (and type checkers),
+# and are stored as tuples and frozensets so models stay immutable and hashable.
+Names = Annotated[Sequence[str], AfterValidator(tuple)]
+"""A sequence of names, stored as a tuple."""
+Tags = Annotated[AbstractSet[str], AfterValidator(frozenset)]
+"""A set of tags, stored as a frozenset."""
 
 
 def describe_validation_error(what: str, exc: ValidationError) -> str:
@@ -25,7 +33,7 @@ def describe_validation_error(what: str, exc: ValidationError) -> str:
 class Frozen(BaseModel):
     """Immutable, strict-keyed pydantic model whose validation errors are orchestra errors."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
     error_type: ClassVar[type[OrchestraError]] = ConfigError
 
     def __init__(self, **data: Any) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ConfigDict, Field, field_validator
 
-from orchestra._base import Frozen
-from orchestra.tools import Tool, tool_from_function
+from orchestra._base import Frozen, Tags
+from orchestra.tools import Tool, ToolFunction, tool_from_function
 
 __all__ = ["Agent"]
 
@@ -27,7 +29,23 @@ class Agent(Frozen):
         'lookup'
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, use_attribute_docstrings=True
+    )
+
+    if TYPE_CHECKING:
+        # What callers may pass: tools as plain functions (stored as `Tool`s), any sequences.
+        def __init__(
+            self,
+            *,
+            name: str,
+            description: str = "",
+            instructions: str = "",
+            model: str | None = None,
+            tags: AbstractSet[str] = frozenset(),
+            tools: Sequence[Tool | ToolFunction] = (),
+            max_steps: int = 8,
+        ) -> None: ...
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
     """Name tasks use to pick this agent."""
@@ -37,7 +55,7 @@ class Agent(Frozen):
     """The system prompt of every call this agent makes."""
     model: str | None = None
     """Pin the agent to a model spec (bypasses the router)."""
-    tags: frozenset[str] = frozenset()
+    tags: Tags = frozenset()
     """Only models having all these tags may run the agent's tasks."""
     tools: tuple[Tool, ...] = ()
     """Functions the agent may call (plain typed Python functions, sync or async)."""

@@ -12,13 +12,13 @@ code in prompts need no escaping; write `{{name}}` for a literal `{name}`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, ClassVar
 
 import networkx as nx
-from pydantic import Field, ValidationError
+from pydantic import AfterValidator, ConfigDict, Field, ValidationError
 
-from orchestra._base import Frozen, describe_validation_error
+from orchestra._base import Frozen, Names, describe_validation_error
 from orchestra.errors import OrchestraError, PlanError
 
 __all__ = ["Plan", "Task", "placeholders", "render_prompt"]
@@ -68,6 +68,12 @@ class Task(Frozen):
         ('facts',)
     """
 
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        json_schema_extra={"description": "One call of an agent: a node of the plan."},
+    )
     error_type: ClassVar[type[OrchestraError]] = PlanError
 
     id: str = Field(pattern=TASK_ID_PATTERN)
@@ -76,7 +82,7 @@ class Task(Frozen):
     """Name of the agent that performs the task."""
     prompt: str = Field(min_length=1)
     """What the agent is asked; `{placeholders}` name dependencies or run inputs."""
-    after: tuple[str, ...] = ()
+    after: Names = ()
     """Ids of the tasks whose outputs this task needs."""
     model: str | None = None
     """Pin this task to a model spec of the constellation (overrides the agent and router)."""
@@ -107,9 +113,15 @@ class Plan(Frozen):
         [('facts', 'draft')]
     """
 
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        json_schema_extra={"description": "A DAG of tasks; independent tasks run in parallel."},
+    )
     error_type: ClassVar[type[OrchestraError]] = PlanError
 
-    tasks: tuple[Task, ...] = Field(min_length=1)
+    tasks: Annotated[Sequence[Task], AfterValidator(tuple)] = Field(min_length=1)
     """The tasks, in any order (listing dependencies first reads best)."""
     output: str | None = None
     """Id of the task whose output is the run's answer (default: the single sink)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, cast, get_type_hints
 
 import anyio.to_thread
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from orchestra.errors import ConfigError
 
@@ -52,7 +52,12 @@ class Tool:
             args = self.arguments.model_validate(loaded)
         except (ValueError, ValidationError) as exc:
             return f"error: invalid arguments for {self.name}: {exc}"
-        kwargs = {field: getattr(args, field) for field in type(args).model_fields}
+        # Fields have neutral internal names (p0, p1...) aliased to the parameters' names, so a
+        # parameter may be called anything, even a name pydantic reserves (json, model_config).
+        kwargs = {
+            info.alias or field: getattr(args, field)
+            for field, info in type(args).model_fields.items()
+        }
         try:
             if inspect.iscoroutinefunction(self.function):
                 result = await cast(Callable[..., Awaitable[Any]], self.function)(**kwargs)
@@ -85,8 +90,8 @@ def tool_from_function(function: ToolFunction) -> Tool:
         ['a']
 
     Raises:
-        ConfigError: the function is not callable, takes *args/**kwargs, or has a parameter
-            without a type hint.
+        ConfigError: the function is not callable, takes *args/**kwargs or positional-only
+            parameters, or has a parameter without a type hint.
     """
     if not callable(function):
         raise ConfigError(f"a tool must be a function, not {function!r}")
@@ -96,21 +101,22 @@ def tool_from_function(function: ToolFunction) -> Tool:
     except Exception as exc:
         raise ConfigError(f"tool {name!r} has type hints that cannot be resolved: {exc}") from exc
     fields: dict[str, Any] = {}
-    for param in inspect.signature(function).parameters.values():
+    for index, param in enumerate(inspect.signature(function).parameters.values()):
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise ConfigError(f"tool {name!r} takes *{param.name}; give it named parameters")
+        if param.kind is param.POSITIONAL_ONLY:
+            raise ConfigError(
+                f"tool {name!r}: parameter {param.name!r} is positional-only; the model passes "
+                "arguments by name, so drop the '/'"
+            )
         if param.name not in hints:
             raise ConfigError(
                 f"tool {name!r}: parameter {param.name!r} has no type hint; the model needs "
                 "one to know what to pass"
             )
         default = ... if param.default is param.empty else param.default
-        fields[param.name] = (hints[param.name], default)
-    arguments = create_model(
-        f"{name}_arguments",
-        __config__=ConfigDict(extra="forbid"),
-        **fields,
-    )
+        fields[f"p{index}"] = (hints[param.name], Field(default, alias=param.name))
+    arguments = create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
     doc = inspect.getdoc(function) or ""
     description = doc.split("\n\n", 1)[0].replace("\n", " ").strip() or name
     return Tool(name=name, description=description, function=function, arguments=arguments)

@@ -58,7 +58,8 @@ def _task_problems(
             )
         elif dep not in ids:
             yield PlanError(
-                f"task {task.id!r} depends on unknown task {dep!r}{_did_you_mean(dep, ids)}",
+                f"task {task.id!r} depends on unknown task {dep!r}"
+                f"{_did_you_mean(dep, [i for i in ids if i != task.id])}",
                 task_id=task.id,
             )
     for name in placeholders(task.prompt):
@@ -70,10 +71,11 @@ def _task_problems(
                 f"wait for it; add {name!r} to its after list"
             )
         else:
+            known = [dep for dep in task.after if dep in ids] + list(inputs)
             message = (
-                f"task {task.id!r} uses {{{name}}}, which is neither a dependency nor an input"
-                f"{_did_you_mean(name, [*task.after, *inputs])}; pass it in inputs, or write "
-                f"{{{{{name}}}}} for a literal brace"
+                f"task {task.id!r} uses {{{name}}}, which is neither a dependency nor an input: "
+                f"pass it in inputs, or write {{{{{name}}}}} for a literal brace"
+                f"{_did_you_mean(name, known)}"
             )
         yield PlanError(message, task_id=task.id)
 

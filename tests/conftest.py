@@ -10,6 +10,18 @@ import orchestra as oc
 from orchestra.testing import FakeModel, fake_constellation
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _warm_litellm() -> None:
+    """Pay litellm's one-time import and first-call set-up before any test is timed."""
+    import anyio
+
+    warm = FakeModel()
+    models = fake_constellation(warm)
+    plan = oc.Plan(tasks=[oc.Task(id="warm", agent="assistant", prompt="hi")])
+    anyio.run(oc.Orchestra(models=models).execute, plan, backend="asyncio")
+    warm.close()
+
+
 @pytest.fixture
 def team() -> list[oc.Agent]:
     """A researcher placed by the router and a writer pinned to `mid`."""

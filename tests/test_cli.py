@@ -91,11 +91,14 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "unknown key(s) bos" in capsys.readouterr().out
 
 
-def test_boss_model_error_exits_2_naming_the_cause(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_boss_model_error_exits_2_naming_the_cause(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A boss that cannot authenticate: exit status 2 and a message naming authentication."""
     with OpenAICompatibleServer(api_key="right") as server:
         (tmp_path / "orchestra.toml").write_text(
-            f'boss = "b"\n[models.b]\nmodel = "openai/b"\napi_base = "{server.url}"\napi_key = "wrong"\n'
+            f'boss = "b"\n[models.b]\nmodel = "openai/b"\n'
+            f'api_base = "{server.url}"\napi_key = "wrong"\n'
         )
         assert main(["run", "x"]) == 2  # the boss itself fails: a ModelError
     assert "authentication" in capsys.readouterr().out

@@ -7,7 +7,13 @@ import json
 import pytest
 
 import orchestra as oc
-from orchestra.testing.server import EmptyChoices, Error, OpenAICompatibleServer, RecordedRequest, Reply
+from orchestra.testing.server import (
+    EmptyChoices,
+    Error,
+    OpenAICompatibleServer,
+    RecordedRequest,
+    Reply,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -15,7 +21,9 @@ KEY = "sk-test-secret-123"
 
 
 def spec(server: OpenAICompatibleServer, name: str, **fields: object) -> oc.ModelSpec:
-    return oc.ModelSpec(name=name, model=f"openai/{name}", api_base=server.url, api_key=KEY, **fields)  # type: ignore[arg-type]
+    return oc.ModelSpec(
+        name=name, model=f"openai/{name}", api_base=server.url, api_key=KEY, **fields
+    )  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -68,7 +76,9 @@ async def test_cost_equals_tokens_times_prices(server: OpenAICompatibleServer) -
     assert result.usage.by_model["big"].output_tokens == 90_000
 
 
-async def test_fast_chain_beats_slow_sibling_by_server_clock(server: OpenAICompatibleServer) -> None:
+async def test_fast_chain_beats_slow_sibling_by_server_clock(
+    server: OpenAICompatibleServer,
+) -> None:
     """Each node starts when its own dependencies finish: a chain runs during a slow sibling."""
     server.script("slow", [Reply("s", delay=0.6)])
     server.handler = lambda r: Reply(r.last_user_message)
@@ -113,7 +123,12 @@ async def test_hot_swap_mid_run_over_http(server: OpenAICompatibleServer) -> Non
 
     def swap_then_answer(request: RecordedRequest) -> Reply:
         if request.model == "worker":
-            models.swap("worker", oc.ModelSpec(name="worker", model="openai/worker-v2", api_base=server.url, api_key=KEY))
+            models.swap(
+                "worker",
+                oc.ModelSpec(
+                    name="worker", model="openai/worker-v2", api_base=server.url, api_key=KEY
+                ),
+            )
         return Reply(f"from {request.model}")
 
     server.handler = swap_then_answer
@@ -133,7 +148,10 @@ async def test_hot_swap_mid_run_over_http(server: OpenAICompatibleServer) -> Non
 @pytest.mark.parametrize(
     "tasks",
     [
-        [{"id": "a", "agent": "w", "prompt": "x", "after": ["b"]}, {"id": "b", "agent": "w", "prompt": "y", "after": ["a"]}],
+        [
+            {"id": "a", "agent": "w", "prompt": "x", "after": ["b"]},
+            {"id": "b", "agent": "w", "prompt": "y", "after": ["a"]},
+        ],
         [{"id": "a", "agent": "w", "prompt": "x", "after": ["nope"]}],
         [{"id": "a", "agent": "ghost", "prompt": "x"}],
         [{"id": "a", "agent": "w", "prompt": "x"}, {"id": "a", "agent": "w", "prompt": "y"}],
@@ -142,7 +160,9 @@ async def test_hot_swap_mid_run_over_http(server: OpenAICompatibleServer) -> Non
     ],
     ids=["cycle", "unknown-dep", "unknown-agent", "duplicate", "placeholder", "unknown-model"],
 )
-async def test_invalid_plans_fail_before_any_request(server: OpenAICompatibleServer, tasks: list[dict[str, object]]) -> None:
+async def test_invalid_plans_fail_before_any_request(
+    server: OpenAICompatibleServer, tasks: list[dict[str, object]]
+) -> None:
     """Every kind of invalid plan raises PlanError naming a task; the server sees nothing."""
     orch = oc.Orchestra(models=[spec(server, "m")], agents=[oc.Agent(name="w")])
     with pytest.raises(oc.PlanError) as info:
@@ -153,7 +173,12 @@ async def test_invalid_plans_fail_before_any_request(server: OpenAICompatibleSer
 
 async def test_boss_plan_over_http(server: OpenAICompatibleServer) -> None:
     """The boss answers a JSON plan over HTTP; it is validated and run on the workers."""
-    plan = {"tasks": [{"id": "x", "agent": "w", "prompt": "do x"}, {"id": "y", "agent": "w", "prompt": "use {x}", "after": ["x"]}]}
+    plan = {
+        "tasks": [
+            {"id": "x", "agent": "w", "prompt": "do x"},
+            {"id": "y", "agent": "w", "prompt": "use {x}", "after": ["x"]},
+        ]
+    }
     server.script("boss", [Reply(json.dumps(plan))])
     server.handler = answer_by_prompt
     orch = oc.Orchestra(
@@ -171,7 +196,7 @@ async def test_authentication_error_is_clear_and_keyless(server: OpenAICompatibl
     server.script("m", [Error(401)])
     orch = oc.Orchestra(models=[spec(server, "m")], agents=[oc.Agent(name="w")])
     plan = oc.Plan(tasks=[oc.Task(id="only", agent="w", prompt="x")])
-    with pytest.raises(oc.NodeFailed, match="task 'only' failed: .*authentication") as info:
+    with pytest.raises(oc.NodeFailed, match=r"task 'only' failed: .*authentication") as info:
         await orch.execute(plan)
     assert len(server.requests) == 1
     cause = info.value.__cause__
@@ -184,7 +209,12 @@ async def test_empty_choices_is_an_error_not_an_answer(server: OpenAICompatibleS
     """A 200 with no choices fails the node instead of passing emptiness downstream."""
     server.script("m", [EmptyChoices()])
     orch = oc.Orchestra(models=[spec(server, "m")], agents=[oc.Agent(name="w")])
-    plan = oc.Plan(tasks=[oc.Task(id="a", agent="w", prompt="x"), oc.Task(id="b", agent="w", prompt="{a}", after=["a"])])
+    plan = oc.Plan(
+        tasks=[
+            oc.Task(id="a", agent="w", prompt="x"),
+            oc.Task(id="b", agent="w", prompt="{a}", after=["a"]),
+        ]
+    )
     with pytest.raises(oc.NodeFailed, match="no choices"):
         await orch.execute(plan)
     assert len(server.requests) == 1
@@ -197,11 +227,17 @@ async def test_tool_loop_over_http(server: OpenAICompatibleServer) -> None:
         """Square a number."""
         return n * n
 
-    server.script("m", [Reply(None, tool_calls=[{"name": "square", "arguments": {"n": 7}}]), Reply("49 it is")])
+    server.script(
+        "m",
+        [Reply(None, tool_calls=[{"name": "square", "arguments": {"n": 7}}]), Reply("49 it is")],
+    )
     orch = oc.Orchestra(models=[spec(server, "m")], agents=[oc.Agent(name="w", tools=[square])])
     result = await orch.execute(oc.Plan(tasks=[oc.Task(id="a", agent="w", prompt="7 squared?")]))
     assert result.output == "49 it is"
     first, second = server.requests
     assert first.body["tools"][0]["function"]["name"] == "square"  # type: ignore[index]
-    assert second.messages[-1] == {"role": "tool", "tool_call_id": "call_1", "content": "49"} or second.messages[-1]["content"] == "49"
+    assert (
+        second.messages[-1] == {"role": "tool", "tool_call_id": "call_1", "content": "49"}
+        or second.messages[-1]["content"] == "49"
+    )
     assert len(result.nodes["a"].attempts) == 2

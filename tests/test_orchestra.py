@@ -19,7 +19,9 @@ MEMO_PLAN = oc.Plan(
 )
 
 
-async def test_outputs_flow_into_placeholders_and_sink_is_output(fake: FakeModel, orch: oc.Orchestra) -> None:
+async def test_outputs_flow_into_placeholders_and_sink_is_output(
+    fake: FakeModel, orch: oc.Orchestra
+) -> None:
     """Inputs and dependency outputs fill the prompts; the sink's output is the answer."""
     fake.responses = {"researcher": "GPUs are parallel.", "writer": "MEMO"}
     result = await orch.execute(MEMO_PLAN, inputs={"topic": "GPUs"})
@@ -39,7 +41,9 @@ async def test_cost_is_tokens_times_prices(fake: FakeModel, orch: oc.Orchestra) 
     }
     result = await orch.execute(MEMO_PLAN, inputs={"topic": "x"})
     fast, mid = orch.models["fast"], orch.models["mid"]
-    assert result.nodes["facts"].cost_usd == pytest.approx(1 * fast.input_cost + 0.5 * fast.output_cost)
+    assert result.nodes["facts"].cost_usd == pytest.approx(
+        1 * fast.input_cost + 0.5 * fast.output_cost
+    )
     assert result.nodes["draft"].cost_usd == pytest.approx(2 * mid.input_cost + 1 * mid.output_cost)
     assert result.usage.cost_usd == pytest.approx(
         result.nodes["facts"].cost_usd + result.nodes["draft"].cost_usd
@@ -52,14 +56,21 @@ async def test_cost_is_tokens_times_prices(fake: FakeModel, orch: oc.Orchestra) 
 async def test_several_sinks_are_joined_under_headings(fake: FakeModel, orch: oc.Orchestra) -> None:
     """With two sinks and no `output`, the answer joins both under their ids."""
     fake.handler = lambda r: f"out-{r.task_id}"
-    plan = oc.Plan(tasks=[oc.Task(id="a", agent="researcher", prompt="x"), oc.Task(id="b", agent="researcher", prompt="y")])
+    plan = oc.Plan(
+        tasks=[
+            oc.Task(id="a", agent="researcher", prompt="x"),
+            oc.Task(id="b", agent="researcher", prompt="y"),
+        ]
+    )
     result = await orch.execute(plan)
     assert result.output == "## a\n\nout-a\n\n## b\n\nout-b"
 
 
 async def test_fast_chain_finishes_before_slow_sibling(fake: FakeModel, orch: oc.Orchestra) -> None:
     """No superstep barrier: a chain of quick nodes completes while a slow sibling still runs."""
-    fake.handler = lambda r: FakeReply(r.task_id or "", latency=0.3 if r.task_id == "slow" else 0.01)
+    fake.handler = lambda r: FakeReply(
+        r.task_id or "", latency=0.3 if r.task_id == "slow" else 0.01
+    )
     plan = oc.Plan(
         tasks=[
             oc.Task(id="slow", agent="researcher", prompt="slow"),
@@ -90,7 +101,7 @@ async def test_failed_node_keeps_finished_siblings(fake: FakeModel, orch: oc.Orc
             oc.Task(id="after_bad", agent="researcher", prompt="{bad}", after=["bad"]),
         ]
     )
-    with pytest.raises(oc.NodeFailed, match="task 'bad' failed: .*empty content") as info:
+    with pytest.raises(oc.NodeFailed, match=r"task 'bad' failed: .*empty content") as info:
         await orch.execute(plan)
     error = info.value
     assert error.task_id == "bad"
@@ -119,10 +130,17 @@ async def test_budget_stop_keeps_finished_nodes(fake: FakeModel, orch: oc.Orches
     assert len(fake.calls) == 1
 
 
-async def test_deadline_cancels_in_flight_and_keeps_finished(fake: FakeModel, orch: oc.Orchestra) -> None:
+async def test_deadline_cancels_in_flight_and_keeps_finished(
+    fake: FakeModel, orch: oc.Orchestra
+) -> None:
     """max_seconds cancels calls in flight; nodes that finished are kept."""
     fake.handler = lambda r: FakeReply("x", latency=5.0 if r.task_id == "hang" else 0.0)
-    plan = oc.Plan(tasks=[oc.Task(id="quick", agent="researcher", prompt="q"), oc.Task(id="hang", agent="researcher", prompt="h")])
+    plan = oc.Plan(
+        tasks=[
+            oc.Task(id="quick", agent="researcher", prompt="q"),
+            oc.Task(id="hang", agent="researcher", prompt="h"),
+        ]
+    )
     with pytest.raises(oc.BudgetExceeded, match="max_seconds") as info:
         await orch.execute(plan, budget=oc.Budget(max_seconds=0.2))
     assert list(info.value.result.nodes) == ["quick"]
@@ -152,13 +170,17 @@ async def test_max_parallel_caps_nodes_in_flight(fake: FakeModel, team: list[oc.
     assert peak == 2
 
 
-async def test_hot_swap_mid_run_sends_later_calls_to_new_model(fake: FakeModel, orch: oc.Orchestra) -> None:
-    """Swapping a spec mid-run: the call in flight finishes on the old one, later calls go to the new."""
+async def test_hot_swap_mid_run_sends_later_calls_to_new_model(
+    fake: FakeModel, orch: oc.Orchestra
+) -> None:
+    """A swap mid-run: the call in flight ends on the old spec, later calls use the new one."""
     other = FakeModel(responses={"researcher": "from-new"})
 
     def answer(request: FakeRequest) -> str:
         if request.task_id == "first":
-            orch.models.swap("fast", orch.models["fast"].model_copy(update={"model": other.model("fast")}))
+            orch.models.swap(
+                "fast", orch.models["fast"].model_copy(update={"model": other.model("fast")})
+            )
         return "from-old"
 
     fake.handler = answer
@@ -184,7 +206,12 @@ async def test_invalid_plan_fails_before_any_call(fake: FakeModel, orch: oc.Orch
 
 async def test_boss_plans_then_workers_execute(fake: FakeModel, orch: oc.Orchestra) -> None:
     """run(): the boss's JSON plan is validated and executed; its cost counts in the usage."""
-    plan = {"tasks": [{"id": "facts", "agent": "researcher", "prompt": "Facts"}, {"id": "memo", "agent": "writer", "prompt": "Memo: {facts}", "after": ["facts"]}]}
+    plan = {
+        "tasks": [
+            {"id": "facts", "agent": "researcher", "prompt": "Facts"},
+            {"id": "memo", "agent": "writer", "prompt": "Memo: {facts}", "after": ["facts"]},
+        ]
+    }
     fake.responses = {"plan": f"```json\n{json.dumps(plan)}\n```", "researcher": "F", "writer": "M"}
     result = await orch.run("Write a memo")
     assert result.output == "M"
@@ -201,7 +228,9 @@ async def test_boss_is_asked_again_with_the_errors(fake: FakeModel, orch: oc.Orc
     good = {"tasks": [{"id": "a", "agent": "writer", "prompt": "x"}]}
     fake.responses = {"plan": [json.dumps(bad), json.dumps(good)], "writer": "done"}
     events: list[oc.Event] = []
-    orch = oc.Orchestra(models=orch.models, agents=list(orch.agents.values()), boss="boss", on_event=events.append)
+    orch = oc.Orchestra(
+        models=orch.models, agents=list(orch.agents.values()), boss="boss", on_event=events.append
+    )
     result = await orch.run("task")
     assert result.output == "done"
     retry = fake.calls_for("plan")[1].messages[-1]["content"]
@@ -209,7 +238,9 @@ async def test_boss_is_asked_again_with_the_errors(fake: FakeModel, orch: oc.Orc
     assert [e.kind for e in events].count("plan_rejected") == 1
 
 
-async def test_incurable_boss_ends_in_plan_error_with_attempts(fake: FakeModel, orch: oc.Orchestra) -> None:
+async def test_incurable_boss_ends_in_plan_error_with_attempts(
+    fake: FakeModel, orch: oc.Orchestra
+) -> None:
     """A boss that never answers JSON: PlanError holding every answer; no worker runs."""
     fake.responses = {"plan": "I would rather chat."}
     with pytest.raises(oc.PlanError, match="no valid plan in 2 attempts") as info:

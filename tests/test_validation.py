@@ -41,7 +41,9 @@ def test_unknown_dependency_suggests_the_close_name() -> None:
 def test_duplicate_ids_are_rejected() -> None:
     """Two tasks with one id is an error naming it."""
     with pytest.raises(oc.PlanError, match="duplicate task id 'a'"):
-        check(oc.Task(id="a", agent="writer", prompt="x"), oc.Task(id="a", agent="writer", prompt="y"))
+        check(
+            oc.Task(id="a", agent="writer", prompt="x"), oc.Task(id="a", agent="writer", prompt="y")
+        )
 
 
 def test_unknown_agent_and_model() -> None:
@@ -65,7 +67,9 @@ def test_placeholder_of_a_task_not_waited_for() -> None:
 def test_unresolved_placeholder_names_inputs() -> None:
     """A placeholder that is neither dependency nor input is an error; with the input it is fine."""
     task = oc.Task(id="a", agent="writer", prompt="About {topic}")
-    with pytest.raises(oc.PlanError, match=r"\{topic\}, which is neither a dependency nor an input"):
+    with pytest.raises(
+        oc.PlanError, match=r"\{topic\}, which is neither a dependency nor an input"
+    ):
         check(task)
     check(task, inputs=("topic",))
 
@@ -88,7 +92,9 @@ def test_random_valid_plans_are_accepted(plan: oc.Plan) -> None:
 
 
 @given(plans(agents=AGENTS, min_tasks=2), st.data())
-def test_random_corruptions_are_rejected_with_the_right_task(plan: oc.Plan, data: st.DataObject) -> None:
+def test_random_corruptions_are_rejected_with_the_right_task(
+    plan: oc.Plan, data: st.DataObject
+) -> None:
     """A back edge, unknown dependency, unknown agent or stray placeholder names the right task."""
     tasks = list(plan.tasks)
     index = data.draw(st.integers(0, len(tasks) - 1))

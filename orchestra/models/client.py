@@ -78,12 +78,17 @@ def _describe(status: int | None) -> str:
     return "call failed"
 
 
+def _first_lines(text: str, limit: int = 600) -> str:
+    """The provider's message without the traceback litellm sometimes appends."""
+    text = text.split("\nTraceback (most recent call last)", 1)[0].strip()
+    return text if len(text) <= limit else text[:limit] + " [...]"
+
+
 def scrub(text: str, spec: ModelSpec) -> str:
     """Remove the spec's API key from text that may reach errors or events."""
-    if spec.api_key is not None:
-        secret = spec.api_key.get_secret_value()
-        if len(secret) >= 4:
-            text = text.replace(secret, "***")
+    secret = spec.secret()
+    if secret is not None and len(secret) >= 4:
+        text = text.replace(secret, "***")
     return text
 
 
@@ -122,7 +127,7 @@ class ModelClient:
         if spec.api_base is not None:
             kwargs["api_base"] = spec.api_base
         if spec.api_key is not None:
-            kwargs["api_key"] = spec.api_key.get_secret_value()
+            kwargs["api_key"] = spec.secret()
         if spec.timeout is not None:
             kwargs["timeout"] = spec.timeout
         if tools:
@@ -135,7 +140,7 @@ class ModelClient:
             response = await litellm.acompletion(**kwargs)
         except Exception as exc:  # every provider failure becomes one typed error
             status = cast(int | None, getattr(exc, "status_code", None))
-            message = scrub(str(exc), spec)
+            message = _first_lines(scrub(str(exc), spec))
             raise ModelError(
                 f"model {spec.name!r} ({spec.model}): {_describe(status)}: {message}",
                 model=spec.name,

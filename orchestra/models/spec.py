@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 
-from orchestra._base import Frozen
+from orchestra._base import Frozen, Names, Tags
 
 __all__ = ["ModelSpec"]
 
@@ -17,17 +17,26 @@ _RESERVED_PARAMS = frozenset(
     {
         "api_base",
         "api_key",
+        "base_url",  # litellm's alias of api_base
+        "context_window_fallback_dict",  # litellm's own fallbacks, behind our back
+        "fallbacks",
         "max_retries",
         "messages",
         "metadata",
+        "mock_response",
         "model",
         "num_retries",
+        "retry_policy",
         "stream",
         "timeout",
         "tool_choice",
         "tools",
     }
 )
+
+
+def _secret(value: SecretStr | str | None) -> SecretStr | None:
+    return SecretStr(value) if isinstance(value, str) else value
 
 
 class ModelSpec(Frozen):
@@ -51,15 +60,16 @@ class ModelSpec(Frozen):
     """The litellm model string, e.g. `openai/gpt-4o` or `groq/llama-3.1-8b-instant`."""
     api_base: str | None = None
     """Base URL of the endpoint (any OpenAI-compatible server: vLLM, llama.cpp, Ollama...)."""
-    api_key: SecretStr | None = None
-    """API key; kept secret in reprs, errors and events. None: litellm's environment lookup."""
+    api_key: Annotated[SecretStr | str | None, AfterValidator(_secret)] = None
+    """API key, stored as a SecretStr (hidden in reprs, errors and events). None: litellm's
+    lookup of the provider's environment variable."""
     input_cost: float = Field(default=0.0, ge=0)
     """USD per 1M input tokens."""
     output_cost: float = Field(default=0.0, ge=0)
     """USD per 1M output tokens."""
     quality: float = Field(default=0.5, ge=0, le=1)
     """How strong the model is, 0 to 1; routers compare it with their quality bars."""
-    tags: frozenset[str] = frozenset()
+    tags: Tags = frozenset()
     """What the model is good at (`planning`, `code`...); agents' tags narrow the candidates."""
     ttft: float = Field(default=0.5, ge=0)
     """Seconds to the first token."""
@@ -77,7 +87,7 @@ class ModelSpec(Frozen):
     """Context window in tokens, when known."""
     timeout: float | None = Field(default=None, gt=0)
     """Seconds one call may take before it is abandoned (None: litellm's default)."""
-    fallbacks: tuple[str, ...] = ()
+    fallbacks: Names = ()
     """Names of other specs to try, in order, when this model fails."""
     litellm_params: dict[str, Any] = Field(default_factory=dict[str, Any])
     """Provider options passed to `litellm.acompletion` as they are (temperature, seed...)."""
@@ -98,6 +108,11 @@ class ModelSpec(Frozen):
         if self.name in self.fallbacks:
             raise ValueError(f"model {self.name!r} lists itself in fallbacks")
         return self
+
+    def secret(self) -> str | None:
+        """The API key in clear, for the one place that sends it."""
+        key = self.api_key
+        return key.get_secret_value() if isinstance(key, SecretStr) else key
 
     def cost(self, *, input_tokens: int, output_tokens: int) -> float:
         """USD for a call with these token counts."""

@@ -11,13 +11,16 @@ from orchestra.errors import PlanError
 from orchestra.execution.limits import ModelLimits, complete_within
 from orchestra.models.client import Completion, ModelClient
 from orchestra.models.constellation import Constellation
-from orchestra.observe.events import EventSink, PlanRejected
+from orchestra.observe.events import EventSink, ModelCalled, PlanRejected
 from orchestra.plan import Plan
 from orchestra.planning.parse import parse_plan
 from orchestra.planning.prompt import boss_messages, repair_message
 from orchestra.validation import plan_problems
 
-__all__ = ["Planner"]
+__all__ = ["PLAN_TASK", "Planner"]
+
+PLAN_TASK = "(plan)"
+"""The task id the boss's planning calls carry in events (no task of a plan can have it)."""
 
 
 @dataclass
@@ -57,6 +60,18 @@ class Planner:
                 metadata={"run_id": run_id, "agent": "plan", "attempt": attempt},
             )
             completions.append(completion)
+            self.emit(
+                ModelCalled(
+                    run_id=run_id,
+                    task_id=PLAN_TASK,
+                    model=spec.name,
+                    reason="boss",
+                    input_tokens=completion.input_tokens,
+                    output_tokens=completion.output_tokens,
+                    cost_usd=completion.cost_usd,
+                    seconds=completion.seconds,
+                )
+            )
             answer = completion.content or ""
             answers.append(answer)
             try:

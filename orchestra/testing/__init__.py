@@ -4,13 +4,29 @@ modules (`orchestra.testing.plugin`, `orchestra.testing.strategies`)."""
 
 from orchestra.testing.constellation import fake_constellation
 from orchestra.testing.fake import FakeModel, FakeReply, FakeRequest, FakeToolCall
-from orchestra.testing.server import OpenAICompatibleServer
+from orchestra.testing.server import (
+    EmptyChoices,
+    Error,
+    Malformed,
+    OpenAICompatibleServer,
+    RecordedRequest,
+    Reply,
+    StreamCut,
+    StreamStall,
+)
 
 __all__ = [
+    "EmptyChoices",
+    "Error",
     "FakeModel",
     "FakeReply",
     "FakeRequest",
     "FakeToolCall",
+    "Malformed",
     "OpenAICompatibleServer",
+    "RecordedRequest",
+    "Reply",
+    "StreamCut",
+    "StreamStall",
     "fake_constellation",
 ]

@@ -2,7 +2,7 @@
 
 It is a litellm custom provider, so everything between orchestra and the provider (litellm's
 argument handling, response objects, exception mapping) runs as it does live. Answers come from
-`responses` (keyed by agent name, task id or model name; the boss plans as agent `plan`) or from
+`responses` (keyed by task id, agent name or model name; the boss plans as agent `plan`) or from
 a `handler` function. One fake serves any number of model names: `fake.model("fast")`.
 """
 
@@ -99,7 +99,7 @@ class FakeModel:
         True
 
     Args:
-        responses: answers by agent name, task id or model name (looked up in that order); a
+        responses: answers by task id, agent name or model name (looked up in that order); a
             list is answered in order, its last item repeating.
         handler: called for requests `responses` does not cover; may be async.
         latency: seconds before each answer, or a function of the request and reply.
@@ -139,12 +139,12 @@ class FakeModel:
         _instances.pop(self.id, None)
 
     def calls_for(self, key: str) -> list[FakeRequest]:
-        """The calls made by agent `key`, for task `key` or to model `key`."""
+        """The calls made for task `key`, by agent `key` or to model `key`."""
         return [c for c in self.calls if key in (c.agent, c.task_id, c.model)]
 
     async def _answer(self, request: FakeRequest) -> FakeReply:
         answer: Answer | None = None
-        for key in (request.agent, request.task_id, request.model):
+        for key in (request.task_id, request.agent, request.model):
             if key is not None and key in self.responses:
                 answer = self._next(key)
                 break

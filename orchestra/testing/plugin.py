@@ -37,8 +37,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def _is_local(address: Any) -> bool:
     if not isinstance(address, tuple) or not address:
         return True  # Unix sockets and other non-IP families stay on this machine
-    host = str(address[0])  # pyright: ignore[reportUnknownArgumentType]
-    if host == "localhost":
+    items: tuple[object, ...] = address  # pyright: ignore[reportUnknownVariableType] - socket API
+    raw = items[0]
+    host = raw.decode() if isinstance(raw, bytes) else str(raw)
+    if host in ("", "localhost"):
         return True
     try:
         return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
@@ -69,6 +71,13 @@ def _orchestra_network_guard(
         return
     guard = _Guard()
     connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+    getaddrinfo = socket.getaddrinfo
+
+    def guarded_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        # Refuse before resolving: a DNS query for a remote host already leaves the machine.
+        if host is not None and not _is_local((host, port)):
+            guard.refuse((host, port))
+        return getaddrinfo(host, port, *args, **kwargs)
 
     def guarded_connect(sock: socket.socket, address: Any) -> None:
         if not _is_local(address):
@@ -82,6 +91,7 @@ def _orchestra_network_guard(
 
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
+    monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
     yield
     if guard.blocked:
         pytest.fail(

@@ -17,7 +17,9 @@ def weights_for(shape: dict[str, tuple[str, ...]], data: st.DataObject) -> dict[
 
 
 @given(dag_shapes(max_nodes=15), st.data())
-def test_every_node_runs_once_after_its_dependencies(shape: dict[str, tuple[str, ...]], data: st.DataObject) -> None:
+def test_every_node_runs_once_after_its_dependencies(
+    shape: dict[str, tuple[str, ...]], data: st.DataObject
+) -> None:
     """Whatever order nodes finish in, each is dispatched once, only after its dependencies."""
     state = DagState()
     for node, deps in shape.items():
@@ -34,7 +36,9 @@ def test_every_node_runs_once_after_its_dependencies(shape: dict[str, tuple[str,
 
 
 @given(dag_shapes(max_nodes=15), st.data())
-def test_ready_nodes_pop_in_priority_then_id_order(shape: dict[str, tuple[str, ...]], data: st.DataObject) -> None:
+def test_ready_nodes_pop_in_priority_then_id_order(
+    shape: dict[str, tuple[str, ...]], data: st.DataObject
+) -> None:
     """Among ready nodes, the longest remaining critical path goes first; ties by task id."""
     weights = weights_for(shape, data)
     state = DagState()
@@ -43,7 +47,7 @@ def test_ready_nodes_pop_in_priority_then_id_order(shape: dict[str, tuple[str, .
     priority = critical_path_priorities({n: set(d) for n, d in shape.items()}, weights)
     while not state.finished:
         ready = sorted(state.ready, key=lambda n: (-priority[n], n))
-        popped = [n for n in iter(state.pop, None)]
+        popped = list(iter(state.pop, None))
         assert popped == ready
         for node in popped:
             state.finish(node)
@@ -76,7 +80,9 @@ def test_dag_can_grow_while_running(shape: dict[str, tuple[str, ...]], data: st.
 
 
 @given(dag_shapes(min_nodes=2, max_nodes=12), st.data())
-def test_failure_blocks_only_descendants(shape: dict[str, tuple[str, ...]], data: st.DataObject) -> None:
+def test_failure_blocks_only_descendants(
+    shape: dict[str, tuple[str, ...]], data: st.DataObject
+) -> None:
     """After a node fails its descendants never become ready; every other node still can."""
     state = DagState()
     for node, deps in shape.items():
@@ -108,7 +114,9 @@ def test_add_rejects_unknown_dependencies_and_duplicates() -> None:
 
 
 @given(dag_shapes(max_nodes=12), st.data())
-def test_priorities_match_networkx_longest_path(shape: dict[str, tuple[str, ...]], data: st.DataObject) -> None:
+def test_priorities_match_networkx_longest_path(
+    shape: dict[str, tuple[str, ...]], data: st.DataObject
+) -> None:
     """A node's priority is the heaviest path from it to a sink, as networkx computes it."""
     weights = weights_for(shape, data)
     deps = {n: set(d) for n, d in shape.items()}
@@ -117,12 +125,16 @@ def test_priorities_match_networkx_longest_path(shape: dict[str, tuple[str, ...]
     graph.add_nodes_from(shape)
     for node in shape:
         sub = graph.subgraph(nx.descendants(graph, node) | {node})
-        best = max(
-            sum(weights[n] for n in path)
-            for sink in sub
-            if sub.out_degree(sink) == 0
-            for path in nx.all_simple_paths(sub, node, sink)
-        ) if sub.out_degree(node) else weights[node]
+        best = (
+            max(
+                sum(weights[n] for n in path)
+                for sink in sub
+                if sub.out_degree(sink) == 0
+                for path in nx.all_simple_paths(sub, node, sink)
+            )
+            if sub.out_degree(node)
+            else weights[node]
+        )
         assert priority[node] == pytest.approx(best)
     gaps = slack(deps, weights)
     assert min(gaps.values()) == pytest.approx(0.0)
