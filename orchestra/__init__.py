@@ -21,7 +21,9 @@ from orchestra.errors import (
 )
 from orchestra.execution.limits import Budget
 from orchestra.models import simulated
+from orchestra.models.breaker import BreakerPolicy
 from orchestra.models.constellation import Constellation
+from orchestra.models.resilience import HedgePolicy, RetryPolicy
 from orchestra.models.spec import ModelSpec
 from orchestra.observe.events import Event
 from orchestra.orchestra import Orchestra
@@ -36,11 +38,13 @@ __version__ = "0.1.0"
 __all__ = [
     "Agent",
     "Attempt",
+    "BreakerPolicy",
     "Budget",
     "BudgetExceeded",
     "ConfigError",
     "Constellation",
     "Event",
+    "HedgePolicy",
     "ModelError",
     "ModelSpec",
     "NodeFailed",
@@ -49,6 +53,7 @@ __all__ = [
     "OrchestraError",
     "Plan",
     "PlanError",
+    "RetryPolicy",
     "RouteDecision",
     "RouteRequest",
     "RoutingPolicy",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ConfigDict, Field, field_validator
 
 from orchestra._base import Frozen, Tags
+from orchestra.models.resilience import HedgePolicy
 from orchestra.tools import Tool, ToolFunction, tool_from_function
 
 __all__ = ["Agent"]
@@ -45,6 +46,7 @@ class Agent(Frozen):
             tags: AbstractSet[str] = frozenset(),
             tools: Sequence[Tool | ToolFunction] = (),
             max_steps: int = 8,
+            hedge: HedgePolicy | None = None,
         ) -> None: ...
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -61,6 +63,8 @@ class Agent(Frozen):
     """Functions the agent may call (plain typed Python functions, sync or async)."""
     max_steps: int = Field(default=8, ge=1)
     """At most this many model calls per task in the tool loop."""
+    hedge: HedgePolicy | None = None
+    """Hedge this agent's slow calls (overrides the model spec's `hedge`)."""
 
     @field_validator("tools", mode="before")
     @classmethod

@@ -74,10 +74,14 @@ class BudgetExceeded(OrchestraError):
 
 
 class ModelError(OrchestraError):
-    """A model call failed for good.
+    """A model call failed (raised once retries and fallbacks are spent).
 
     `model` is the spec name, `status_code` the HTTP-like status (None when unknown),
-    `attempts` every attempt made, in order. API keys never appear in the message.
+    `attempts` every attempt made, in order, over every model tried. `transient` says whether
+    trying again could help (rate limits, 5xx, timeouts, broken or empty answers);
+    `context_overflow` marks a prompt too long for the model (a larger model can help);
+    `retry_after` is the wait the provider asked for, in seconds. API keys never appear in the
+    message.
     """
 
     def __init__(
@@ -87,11 +91,17 @@ class ModelError(OrchestraError):
         model: str,
         status_code: int | None = None,
         attempts: tuple[Attempt, ...] = (),
+        transient: bool = False,
+        context_overflow: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.model = model
         self.status_code = status_code
         self.attempts = attempts
+        self.transient = transient
+        self.context_overflow = context_overflow
+        self.retry_after = retry_after
 
 
 class NodeFailed(OrchestraError):

@@ -18,8 +18,10 @@ from orchestra.errors import BudgetExceeded, ConfigError, NodeFailed
 from orchestra.execution.limits import Budget, ModelLimits, estimate_tokens
 from orchestra.execution.runner import NodeRunner, as_text
 from orchestra.execution.scheduler import Schedule, Scheduler
+from orchestra.models.breaker import CircuitBreakers
 from orchestra.models.client import ModelClient
 from orchestra.models.constellation import Constellation
+from orchestra.models.resilience import Resilience
 from orchestra.models.spec import ModelSpec
 from orchestra.observe.events import Event, EventSink, PlanReady, RunFinished, RunStarted
 from orchestra.plan import Plan, Task
@@ -117,6 +119,9 @@ class Orchestra:
         self._sinks: list[EventSink] = [on_event] if on_event is not None else []
         self._client = ModelClient()
         self._limits = ModelLimits()
+        # Breakers outlive runs: a provider that failed in the last run is still suspect.
+        self.breakers = CircuitBreakers()
+        self._resilience = Resilience(breakers=self.breakers)
 
     # -- events -----------------------------------------------------------------------------
 
@@ -146,6 +151,7 @@ class Orchestra:
             agents=list(self.agents.values()),
             client=self._client,
             limits=self._limits,
+            resilience=self._resilience,
             emit=self._emit,
             max_attempts=self.plan_attempts,
         )
@@ -311,6 +317,7 @@ class Orchestra:
             limits=self._limits,
             inputs={name: as_text(value) for name, value in (inputs or {}).items()},
             emit=self._emit,
+            resilience=self._resilience,
         )
         scheduler = Scheduler(
             run_id=run_id,

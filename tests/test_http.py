@@ -207,8 +207,9 @@ async def test_authentication_error_is_clear_and_keyless(server: OpenAICompatibl
 
 async def test_empty_choices_is_an_error_not_an_answer(server: OpenAICompatibleServer) -> None:
     """A 200 with no choices fails the node instead of passing emptiness downstream."""
-    server.script("m", [EmptyChoices()])
-    orch = oc.Orchestra(models=[spec(server, "m")], agents=[oc.Agent(name="w")])
+    server.script("m", [EmptyChoices(), EmptyChoices()])
+    quick_retry = oc.RetryPolicy(max_retries=1, backoff=0.01)
+    orch = oc.Orchestra(models=[spec(server, "m", retry=quick_retry)], agents=[oc.Agent(name="w")])
     plan = oc.Plan(
         tasks=[
             oc.Task(id="a", agent="w", prompt="x"),
@@ -217,7 +218,7 @@ async def test_empty_choices_is_an_error_not_an_answer(server: OpenAICompatibleS
     )
     with pytest.raises(oc.NodeFailed, match="no choices"):
         await orch.execute(plan)
-    assert len(server.requests) == 1
+    assert len(server.requests) == 2  # retried once (transient), then the node failed
 
 
 async def test_tool_loop_over_http(server: OpenAICompatibleServer) -> None:

@@ -9,8 +9,9 @@ the model; if it asks for tools, run them (concurrently) and call again, at most
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,9 +20,11 @@ from pydantic import BaseModel
 
 from orchestra.agents import Agent
 from orchestra.errors import ConfigError, ModelError, OrchestraError
-from orchestra.execution.limits import ModelLimits, complete_within
+from orchestra.execution.limits import ModelLimits, complete_within, estimate_tokens
 from orchestra.models.client import Completion, ModelClient, ToolCall
 from orchestra.models.constellation import Constellation
+from orchestra.models.resilience import CallContext, Resilience
+from orchestra.models.spec import ModelSpec
 from orchestra.observe.events import EventSink, ModelCalled
 from orchestra.plan import Task, render_prompt
 from orchestra.results import Attempt, NodeResult, Usage
@@ -63,6 +66,8 @@ class NodeRunner:
     limits: ModelLimits
     inputs: Mapping[str, str]
     emit: EventSink
+    resilience: Resilience
+    _clock: Callable[[], float] = time.monotonic
 
     def route(self, task: Task, agent: Agent, prompt: str) -> RouteDecision:
         """Choose the node's model: the task's pin, the agent's pin, else the router."""
@@ -102,11 +107,15 @@ class NodeRunner:
             messages.append({"role": "user", "content": prompt})
             for step in range(agent.max_steps):
                 completion = await self._call(task, agent, decision, messages, step, attempts)
-                usage = usage + Usage.of(
-                    completion.model,
-                    input_tokens=completion.input_tokens,
-                    output_tokens=completion.output_tokens,
-                    cost_usd=completion.cost_usd,
+                usage = (
+                    usage
+                    + Usage.of(
+                        completion.model,
+                        input_tokens=completion.input_tokens,
+                        output_tokens=completion.output_tokens,
+                        cost_usd=completion.cost_usd,
+                    )
+                    + completion.extra
                 )
                 if not completion.tool_calls:
                     return NodeOutcome(
@@ -149,54 +158,53 @@ class NodeRunner:
         step: int,
         attempts: list[Attempt],
     ) -> Completion:
-        # Look the spec up per call, so a hot swap reaches the next call of this very node.
-        spec = self.constellation[decision.model]
-        started = _now()
         metadata = {"run_id": self.run_id, "task_id": task.id, "agent": agent.name, "step": step}
-        try:
-            completion = await complete_within(
-                self.limits,
-                self.client,
-                spec,
-                messages,
-                tools=[t.schema() for t in agent.tools],
-                metadata=metadata,
-            )
-        except ModelError as exc:
-            attempt = Attempt(
-                model=spec.name,
-                started=started,
-                finished=_now(),
-                error=str(exc),
-                status_code=exc.status_code,
-            )
-            attempts.append(attempt)
-            exc.attempts = (*exc.attempts, attempt)
+        tools = [t.schema() for t in agent.tools]
+
+        async def send(spec: ModelSpec) -> Completion:
+            started = self._clock()
+            try:
+                completion = await complete_within(
+                    self.limits, self.client, spec, messages, tools=tools, metadata=metadata
+                )
+            except ModelError as exc:
+                self.emit(
+                    ModelCalled(
+                        run_id=self.run_id,
+                        task_id=task.id,
+                        model=spec.name,
+                        reason=decision.reason,
+                        seconds=self._clock() - started,
+                        error=str(exc),
+                    )
+                )
+                raise
             self.emit(
                 ModelCalled(
                     run_id=self.run_id,
                     task_id=task.id,
                     model=spec.name,
                     reason=decision.reason,
-                    seconds=(attempt.finished - started).total_seconds(),
-                    error=str(exc),
+                    input_tokens=completion.input_tokens,
+                    output_tokens=completion.output_tokens,
+                    cost_usd=completion.cost_usd,
+                    seconds=completion.seconds,
                 )
             )
-            raise
-        attempts.append(Attempt(model=spec.name, started=started, finished=_now()))
-        self.emit(
-            ModelCalled(
-                run_id=self.run_id,
-                task_id=task.id,
-                model=spec.name,
-                reason=decision.reason,
-                input_tokens=completion.input_tokens,
-                output_tokens=completion.output_tokens,
-                cost_usd=completion.cost_usd,
-                seconds=completion.seconds,
-            )
+            return completion
+
+        context = CallContext(self.run_id, task.id, self.emit, attempts)
+        # The spec is looked up per call, so a hot swap reaches the next call of this node.
+        hedge = agent.hedge or self.constellation[decision.model].hedge
+        completion = await self.resilience.call(
+            self.constellation,
+            decision.model,
+            send,
+            context,
+            hedge=hedge,
+            estimate_tokens=sum(estimate_tokens(str(m.get("content") or "")) for m in messages),
         )
-        return completion
+        return replace(completion, extra=completion.extra + context.extra)
 
     async def _run_tools(self, agent: Agent, calls: tuple[ToolCall, ...]) -> list[dict[str, Any]]:
         answers = [""] * len(calls)

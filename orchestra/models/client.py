@@ -8,16 +8,22 @@ with neither content nor tool calls, is an error, not an empty answer.
 
 from __future__ import annotations
 
+import email.utils
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, cast
+
+import anyio
 
 from orchestra.errors import ModelError
 from orchestra.models.spec import ModelSpec
+from orchestra.results import Usage
 
-__all__ = ["Completion", "ModelClient", "ToolCall", "load_litellm"]
+__all__ = ["Completion", "ModelClient", "ToolCall", "load_litellm", "model_error", "scrub"]
 
 # litellm ships no usable type information for its module attributes: treat it as Any.
 _litellm: Any = None
@@ -58,6 +64,8 @@ class Completion:
     cost_usd: float = 0.0
     seconds: float = 0.0
     raw_message: dict[str, Any] = field(default_factory=dict[str, Any])
+    extra: Usage = field(default_factory=Usage)
+    """Spending on the way to this answer beyond its own tokens (cancelled hedges)."""
 
 
 def _describe(status: int | None) -> str:
@@ -92,8 +100,52 @@ def scrub(text: str, spec: ModelSpec) -> str:
     return text
 
 
+_RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """The provider's Retry-After, in seconds (litellm keeps the headers on the exception)."""
+    headers: Any = getattr(exc, "litellm_response_headers", None) or {}
+    try:
+        value = headers.get("retry-after")
+    except AttributeError:
+        return None
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(str(value))
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def model_error(spec: ModelSpec, exc: Exception) -> ModelError:
+    """The ModelError for a litellm exception: status, provider message, and what can help."""
+    litellm = load_litellm()
+    status = cast(int | None, getattr(exc, "status_code", None))
+    overflow = isinstance(exc, litellm.ContextWindowExceededError)
+    # No status means the request never got an answer (connection refused or reset).
+    transient = not overflow and (status is None or status in _RETRYABLE_STATUS or status >= 500)
+    message = _first_lines(scrub(str(exc), spec))
+    return ModelError(
+        f"model {spec.name!r} ({spec.model}): {_describe(status)}: {message}",
+        model=spec.name,
+        status_code=status,
+        transient=transient,
+        context_overflow=overflow,
+        retry_after=_retry_after(exc),
+    )
+
+
 class ModelClient:
-    """Calls models through `litellm.acompletion`; one instance serves a whole Orchestra."""
+    """Calls models through `litellm.acompletion`; one instance serves a whole Orchestra.
+
+    One call, one request: retries, fallbacks and breakers are `orchestra.models.resilience`'s.
+    """
 
     async def complete(
         self,
@@ -104,6 +156,10 @@ class ModelClient:
         metadata: Mapping[str, Any] | None = None,
     ) -> Completion:
         """Send one chat completion to `spec` and return its answer.
+
+        With `spec.stream` the answer is streamed and only returned once complete: a stream
+        cut, stalled (no chunk for `spec.stream_timeout` s) or broken mid-way is an error, never
+        half an answer. `spec.timeout` bounds the whole call.
 
         Args:
             spec: the model to call.
@@ -136,23 +192,64 @@ class ModelClient:
             # imports the optional `mcp` package; plain function tools do not need it.
             kwargs["_skip_mcp_handler"] = True
         started = time.monotonic()
+        # litellm's own timeout fires late (about 1.4 s for timeout=1): enforce ours too.
+        limit = math.inf if spec.timeout is None else spec.timeout * 1.5 + 0.1
         try:
-            response = await litellm.acompletion(**kwargs)
-        except Exception as exc:  # every provider failure becomes one typed error
-            status = cast(int | None, getattr(exc, "status_code", None))
-            message = _first_lines(scrub(str(exc), spec))
+            with anyio.fail_after(limit):
+                if spec.stream:
+                    response = await self._streamed(spec, kwargs)
+                else:
+                    response = await litellm.acompletion(**kwargs)
+        except TimeoutError:
             raise ModelError(
-                f"model {spec.name!r} ({spec.model}): {_describe(status)}: {message}",
+                f"model {spec.name!r} ({spec.model}): timed out after {spec.timeout} s",
                 model=spec.name,
-                status_code=status,
-            ) from exc
+                status_code=408,
+                transient=True,
+            ) from None
+        except ModelError:
+            raise
+        except Exception as exc:  # every provider failure becomes one typed error
+            raise model_error(spec, exc) from exc
         return self._completion(spec, response, time.monotonic() - started)
+
+    async def _streamed(self, spec: ModelSpec, kwargs: dict[str, Any]) -> Any:
+        litellm = load_litellm()
+        stream = await litellm.acompletion(
+            **kwargs, stream=True, stream_options={"include_usage": True}
+        )
+        chunks: list[Any] = []
+        iterator = stream.__aiter__()
+        while True:
+            try:
+                with anyio.fail_after(spec.stream_timeout):
+                    chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise ModelError(
+                    f"model {spec.name!r} ({spec.model}): the stream stalled (no chunk for "
+                    f"{spec.stream_timeout} s); the partial answer was discarded",
+                    model=spec.name,
+                    status_code=408,
+                    transient=True,
+                ) from None
+            chunks.append(chunk)
+        if not chunks:
+            raise ModelError(
+                f"model {spec.name!r} ({spec.model}) streamed no chunks",
+                model=spec.name,
+                transient=True,
+            )
+        return litellm.stream_chunk_builder(chunks, messages=kwargs["messages"])
 
     def _completion(self, spec: ModelSpec, response: Any, seconds: float) -> Completion:
         choices = cast(list[Any], getattr(response, "choices", None) or [])
         if not choices:
             raise ModelError(
-                f"model {spec.name!r} ({spec.model}) answered with no choices", model=spec.name
+                f"model {spec.name!r} ({spec.model}) answered with no choices",
+                model=spec.name,
+                transient=True,
             )
         message = choices[0].message
         raw_calls = cast(list[Any], getattr(message, "tool_calls", None) or [])
@@ -167,7 +264,9 @@ class ModelClient:
         content = cast(str | None, getattr(message, "content", None))
         if not calls and not content:
             raise ModelError(
-                f"model {spec.name!r} ({spec.model}) answered with empty content", model=spec.name
+                f"model {spec.name!r} ({spec.model}) answered with empty content",
+                model=spec.name,
+                transient=True,
             )
         usage = getattr(response, "usage", None)
         input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)

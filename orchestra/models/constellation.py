@@ -97,6 +97,12 @@ class Constellation:
         return cls(specs)
 
     def _check_fallbacks(self, spec: ModelSpec) -> None:
+        hedge = spec.hedge.model if spec.hedge is not None else None
+        if hedge is not None and hedge not in self._specs:
+            raise ConfigError(
+                f"model {spec.name!r} hedges with unknown model {hedge!r}; "
+                f"known models: {', '.join(sorted(self._specs))}"
+            )
         for fallback in spec.fallbacks:
             if fallback not in self._specs:
                 raise ConfigError(

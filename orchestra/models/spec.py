@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 
 from orchestra._base import Frozen, Names, Tags
+from orchestra.models.breaker import BreakerPolicy
+from orchestra.models.resilience import HedgePolicy, RetryPolicy
 
 __all__ = ["ModelSpec"]
 
@@ -88,7 +90,18 @@ class ModelSpec(Frozen):
     timeout: float | None = Field(default=None, gt=0)
     """Seconds one call may take before it is abandoned (None: litellm's default)."""
     fallbacks: Names = ()
-    """Names of other specs to try, in order, when this model fails."""
+    """Names of other specs to try, in order, once this model's retries are spent (or at once
+    for errors a retry cannot fix)."""
+    retry: RetryPolicy = RetryPolicy()
+    """How failed calls to this model are retried (transient errors only)."""
+    breaker: BreakerPolicy = BreakerPolicy()
+    """When this model's circuit opens (calls skip it) and when it is probed again."""
+    hedge: HedgePolicy | None = None
+    """Hedge slow calls to this model with a second one (None: never)."""
+    stream: bool = False
+    """Stream answers (a cut or stalled stream is retried; never half an answer)."""
+    stream_timeout: float = Field(default=30.0, gt=0)
+    """With `stream`, seconds without a chunk before the stream counts as stalled."""
     litellm_params: dict[str, Any] = Field(default_factory=dict[str, Any])
     """Provider options passed to `litellm.acompletion` as they are (temperature, seed...)."""
 

@@ -14,13 +14,21 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 __all__ = [
     "EVENTS",
+    "BreakerChanged",
+    "BudgetStopped",
+    "CallTimedOut",
     "Event",
     "EventSink",
+    "FallbackUsed",
+    "HedgeStarted",
+    "HedgeWon",
     "ModelCalled",
     "NodeFinished",
+    "NodeRouted",
     "NodeStarted",
     "PlanReady",
     "PlanRejected",
+    "RetryScheduled",
     "RunFinished",
     "RunStarted",
 ]
@@ -81,6 +89,8 @@ class ModelCalled(_Event):
     cost_usd: float = 0.0
     seconds: float = 0.0
     error: str | None = None
+    error_type: str | None = None
+    """A short, low-cardinality class of the error (`ModelError`, `429`...), for tracing."""
 
 
 class NodeFinished(_Event):
@@ -103,8 +113,106 @@ class RunFinished(_Event):
     seconds: float
 
 
+class RetryScheduled(_Event):
+    """A model call failed with a transient error and will be tried again after `wait` s."""
+
+    kind: Literal["retry_scheduled"] = "retry_scheduled"
+    task_id: str
+    model: str
+    attempt: int
+    """The attempt that failed, from 1."""
+    wait: float
+    error: str
+
+
+class FallbackUsed(_Event):
+    """A model was given up (retries spent, an error retries cannot fix, or an open circuit);
+    the call moves to the next model of the chain."""
+
+    kind: Literal["fallback_used"] = "fallback_used"
+    task_id: str
+    from_model: str
+    to_model: str
+    reason: str
+
+
+class BreakerChanged(_Event):
+    """A model's circuit breaker changed state: `open` (calls skip the model), `half_open`
+    (one probe call allowed), `closed` (healthy)."""
+
+    kind: Literal["breaker_changed"] = "breaker_changed"
+    model: str
+    state: Literal["closed", "open", "half_open"]
+
+
+class HedgeStarted(_Event):
+    """The first call was slower than `after` seconds: a second, hedging call was started."""
+
+    kind: Literal["hedge_started"] = "hedge_started"
+    task_id: str
+    model: str
+    hedge_model: str
+    after: float
+
+
+class HedgeWon(_Event):
+    """One of two hedged calls answered first; the other was cancelled (its cost counted)."""
+
+    kind: Literal["hedge_won"] = "hedge_won"
+    task_id: str
+    winner: str
+    """`primary` or `hedge`."""
+    model: str
+    loser_cost_usd: float
+
+
+class CallTimedOut(_Event):
+    """A model call took longer than its spec's `timeout` (or stalled mid-stream)."""
+
+    kind: Literal["call_timed_out"] = "call_timed_out"
+    task_id: str
+    model: str
+    seconds: float
+
+
+class NodeRouted(_Event):
+    """A task was placed on a model: a pin, or the routing policy's choice and its reason."""
+
+    kind: Literal["node_routed"] = "node_routed"
+    task_id: str
+    model: str
+    reason: str
+    candidates: tuple[str, ...] = ()
+    """The models the policy chose among (empty for a pinned task)."""
+
+
+class BudgetStopped(_Event):
+    """A budget limit was reached: nothing more is dispatched (`max_seconds` also cancels
+    the calls in flight)."""
+
+    kind: Literal["budget_stopped"] = "budget_stopped"
+    limit: str
+    """`max_usd`, `max_tokens` or `max_seconds`."""
+    cost_usd: float = 0.0
+    tokens: int = 0
+
+
 Event = Annotated[
-    RunStarted | PlanRejected | PlanReady | NodeStarted | ModelCalled | NodeFinished | RunFinished,
+    RunStarted
+    | PlanRejected
+    | PlanReady
+    | NodeStarted
+    | ModelCalled
+    | NodeFinished
+    | RunFinished
+    | RetryScheduled
+    | FallbackUsed
+    | BreakerChanged
+    | HedgeStarted
+    | HedgeWon
+    | CallTimedOut
+    | NodeRouted
+    | BudgetStopped,
     Field(discriminator="kind"),
 ]
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)

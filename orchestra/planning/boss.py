@@ -11,6 +11,8 @@ from orchestra.errors import PlanError
 from orchestra.execution.limits import ModelLimits, complete_within
 from orchestra.models.client import Completion, ModelClient
 from orchestra.models.constellation import Constellation
+from orchestra.models.resilience import CallContext, Resilience
+from orchestra.models.spec import ModelSpec
 from orchestra.observe.events import EventSink, ModelCalled, PlanRejected
 from orchestra.plan import Plan
 from orchestra.planning.parse import parse_plan
@@ -32,8 +34,34 @@ class Planner:
     agents: Sequence[Agent]
     client: ModelClient
     limits: ModelLimits
+    resilience: Resilience
     emit: EventSink
     max_attempts: int = 2
+
+    async def _ask(self, messages: list[dict[str, Any]], run_id: str, attempt: int) -> Completion:
+        """One boss answer, with the boss spec's retries and fallbacks."""
+        metadata = {"run_id": run_id, "agent": "plan", "attempt": attempt}
+
+        async def send(spec: ModelSpec) -> Completion:
+            completion = await complete_within(
+                self.limits, self.client, spec, messages, metadata=metadata
+            )
+            self.emit(
+                ModelCalled(
+                    run_id=run_id,
+                    task_id=PLAN_TASK,
+                    model=spec.name,
+                    reason="boss",
+                    input_tokens=completion.input_tokens,
+                    output_tokens=completion.output_tokens,
+                    cost_usd=completion.cost_usd,
+                    seconds=completion.seconds,
+                )
+            )
+            return completion
+
+        context = CallContext(run_id, PLAN_TASK, self.emit)
+        return await self.resilience.call(self.constellation, self.boss, send, context)
 
     async def plan(
         self, task: str, *, inputs: Collection[str] = (), run_id: str = ""
@@ -51,27 +79,8 @@ class Planner:
         answers: list[str] = []
         problems: list[PlanError] = []
         for attempt in range(1, self.max_attempts + 1):
-            spec = self.constellation[self.boss]
-            completion = await complete_within(
-                self.limits,
-                self.client,
-                spec,
-                messages,
-                metadata={"run_id": run_id, "agent": "plan", "attempt": attempt},
-            )
+            completion = await self._ask(messages, run_id, attempt)
             completions.append(completion)
-            self.emit(
-                ModelCalled(
-                    run_id=run_id,
-                    task_id=PLAN_TASK,
-                    model=spec.name,
-                    reason="boss",
-                    input_tokens=completion.input_tokens,
-                    output_tokens=completion.output_tokens,
-                    cost_usd=completion.cost_usd,
-                    seconds=completion.seconds,
-                )
-            )
             answer = completion.content or ""
             answers.append(answer)
             try:

@@ -9,12 +9,22 @@ import pytest
 import orchestra as oc
 from orchestra.models.client import ModelClient, load_litellm, scrub
 from orchestra.testing import FakeModel, FakeReply, FakeRequest, fake_constellation
+from orchestra.testing.constellation import DEFAULT_PROFILES
 
 pytestmark = pytest.mark.anyio
 
 KEY = "sk-live-0123456789abcdef"
 ONE_TASK = oc.Plan(tasks=[oc.Task(id="q", agent="researcher", prompt="hello")])
 HELLO = [{"role": "user", "content": "hello"}]
+
+
+@pytest.fixture
+def orch(fake: FakeModel, team: list[oc.Agent]) -> oc.Orchestra:
+    """An Orchestra whose models do not retry: one failure, one request."""
+    profiles = {
+        name: {**fields, "retry": {"max_retries": 0}} for name, fields in DEFAULT_PROFILES.items()
+    }
+    return oc.Orchestra(models=fake_constellation(fake, profiles), agents=team, boss="boss")
 
 
 async def _fail(fake: FakeModel, orch: oc.Orchestra) -> oc.ModelError:
@@ -60,7 +70,8 @@ async def test_401_says_authentication(fake: FakeModel, orch: oc.Orchestra) -> N
 async def test_one_failure_is_one_call_no_hidden_retries(
     fake: FakeModel, orch: oc.Orchestra
 ) -> None:
-    """litellm does not retry behind orchestra's back: a failing node made exactly one call."""
+    """litellm does not retry behind orchestra's back: with max_retries=0, one failure is one
+    call."""
     fake.fail_first, fake.fail_status = 1, 500
     await _fail(fake, orch)
     assert len(fake.calls) == 1
