@@ -23,6 +23,7 @@ EXPECTED = {
     "03_tools.py": "the model saw the tools answer: ['1.08', '4']",
     "04_any_openai_compatible_server.py": "saw 2 requests",
     "05_budgets_and_failures.py": "NodeFailed: task 'south'",
+    "08_fallbacks.py": "breaker  primary is now open",
 }
 
 

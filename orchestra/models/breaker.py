@@ -61,6 +61,12 @@ class CircuitBreaker:
             return "half_open"
         return self.state
 
+    def cooldown_left(self) -> float:
+        """Seconds until an open circuit lets a probe through (0 when not open)."""
+        if self.state != "open":
+            return 0.0
+        return max(0.0, self.policy.cooldown - (self.clock() - self._opened_at))
+
     def allow(self) -> bool:
         """May a call go to the model now? (Half-open lets exactly one probe through.)"""
         if self.state == "closed":

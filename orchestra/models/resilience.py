@@ -156,9 +156,10 @@ class Resilience:
                     overflowed = errors and errors[-1].context_overflow
                     if overflowed and not _larger(candidate, models[chain[index - 1]]):
                         continue
+                    last_resort = _next_usable(chain, index, models, None) is None
                     try:
                         return await self._retrying(
-                            models, candidate, send, context, hedge, estimate_tokens
+                            models, candidate, send, context, hedge, estimate_tokens, last_resort
                         )
                     except ModelError as exc:
                         errors.append(exc)
@@ -201,6 +202,7 @@ class Resilience:
         context: CallContext,
         hedge: HedgePolicy | None,
         estimate: int,
+        last_resort: bool,
     ) -> Completion:
         policy = spec.retry
 
@@ -236,7 +238,9 @@ class Resilience:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(models, spec, send, context, hedge, estimate)
+                return await self._attempt(
+                    models, spec, send, context, hedge, estimate, last_resort
+                )
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _attempt(
@@ -247,15 +251,20 @@ class Resilience:
         context: CallContext,
         hedge: HedgePolicy | None,
         estimate: int,
+        last_resort: bool,
     ) -> Completion:
         breaker = self.breakers.get(spec.name, spec.breaker)
-        before = breaker.peek()
+        before = breaker.state
         if not breaker.allow():
             self._record(context, spec.name, _now(), "circuit open: skipped", None)
+            # With a fallback left, skip to it at once; as the last model, wait for the probe
+            # instead of failing the node (a retry after the rest of the cool-down).
+            wait = max(breaker.cooldown_left(), spec.breaker.cooldown * 0.1)
             raise ModelError(
                 f"model {spec.name!r}: circuit open after repeated failures; skipped",
                 model=spec.name,
-                transient=False,
+                transient=last_resort,
+                retry_after=wait if last_resort else None,
             )
         self._breaker_event(context, spec.name, breaker, before)
         started, clock = _now(), self._clock()
@@ -266,7 +275,8 @@ class Resilience:
                 completion = await self._hedged(models, spec, send, context, hedge, estimate)
         except ModelError as exc:
             before = breaker.state
-            if exc.transient:
+            # Rate limits say the provider is busy, not broken: Retry-After handles them.
+            if exc.transient and exc.status_code != 429:
                 breaker.failure()
             else:
                 breaker.release()
@@ -396,11 +406,11 @@ def _larger(candidate: ModelSpec, previous: ModelSpec) -> bool:
 
 
 def _next_usable(
-    chain: Sequence[str], index: int, models: Constellation, exc: ModelError
+    chain: Sequence[str], index: int, models: Constellation, exc: ModelError | None
 ) -> str | None:
-    """The model the chain moves to after `chain[index]` failed with `exc`."""
+    """The model the chain moves to after `chain[index]` failed with `exc` (None: any error)."""
     previous = models[chain[index]]
     for name in chain[index + 1 :]:
-        if not exc.context_overflow or _larger(models[name], previous):
+        if exc is None or not exc.context_overflow or _larger(models[name], previous):
             return name
     return None

@@ -3,7 +3,7 @@ Nothing here calls a real provider; the pytest plugin and hypothesis strategies 
 modules (`orchestra.testing.plugin`, `orchestra.testing.strategies`)."""
 
 from orchestra.testing.constellation import fake_constellation
-from orchestra.testing.fake import FakeModel, FakeReply, FakeRequest, FakeToolCall
+from orchestra.testing.fake import FakeFailure, FakeModel, FakeReply, FakeRequest, FakeToolCall
 from orchestra.testing.server import (
     EmptyChoices,
     Error,
@@ -18,6 +18,7 @@ from orchestra.testing.server import (
 __all__ = [
     "EmptyChoices",
     "Error",
+    "FakeFailure",
     "FakeModel",
     "FakeReply",
     "FakeRequest",

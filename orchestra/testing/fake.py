@@ -20,7 +20,7 @@ import anyio
 
 from orchestra.models.client import load_litellm
 
-__all__ = ["FakeModel", "FakeReply", "FakeRequest", "FakeToolCall"]
+__all__ = ["FakeFailure", "FakeModel", "FakeReply", "FakeRequest", "FakeToolCall"]
 
 PROVIDER = "orchestra-fake"
 # Strong references: a constellation holds only model strings, yet its fake must stay alive.
@@ -52,6 +52,24 @@ class FakeReply:
 
 
 @dataclass(frozen=True)
+class FakeFailure:
+    """A scripted failure: the call raises litellm's own error for `status`.
+
+    Example:
+        >>> FakeFailure(429, retry_after=2.0).status
+        429
+    """
+
+    status: int = 500
+    retry_after: float | None = None
+    """Seconds sent as the `Retry-After` header."""
+    context_overflow: bool = False
+    """Fail as a prompt too long for the model (litellm's ContextWindowExceededError)."""
+    latency: float = 0.0
+    """Seconds before failing."""
+
+
+@dataclass(frozen=True)
 class FakeRequest:
     """One call the fake received."""
 
@@ -79,7 +97,7 @@ class FakeRequest:
         return [str(m.get("content")) for m in self.messages if m.get("role") == "tool"]
 
 
-Answer = str | FakeReply
+Answer = str | FakeReply | FakeFailure
 Handler = Callable[[FakeRequest], Answer | Awaitable[Answer]]
 Latency = float | Callable[[FakeRequest, FakeReply], float]
 Script = Answer | Sequence[Answer]
@@ -142,7 +160,7 @@ class FakeModel:
         """The calls made for task `key`, by agent `key` or to model `key`."""
         return [c for c in self.calls if key in (c.agent, c.task_id, c.model)]
 
-    async def _answer(self, request: FakeRequest) -> FakeReply:
+    async def _answer(self, request: FakeRequest) -> FakeReply | FakeFailure:
         answer: Answer | None = None
         for key in (request.task_id, request.agent, request.model):
             if key is not None and key in self.responses:
@@ -153,11 +171,11 @@ class FakeModel:
             answer = await produced if inspect.isawaitable(produced) else produced
         if answer is None:
             answer = self.default
-        return answer if isinstance(answer, FakeReply) else FakeReply(content=answer)
+        return FakeReply(content=answer) if isinstance(answer, str) else answer
 
     def _next(self, key: str) -> Answer:
         script = self.responses[key]
-        if isinstance(script, (str, FakeReply)):
+        if isinstance(script, (str, FakeReply, FakeFailure)):
             return script
         used = self._used.get(key, 0)
         self._used[key] = used + 1
@@ -183,8 +201,12 @@ class FakeModel:
         )
         self.calls.append(request)
         if request.index < self.fail_first:
-            raise _error(litellm, self.fail_status, model)
+            raise _error(litellm, FakeFailure(self.fail_status), model)
         reply = await self._answer(request)
+        if isinstance(reply, FakeFailure):
+            if reply.latency > 0:
+                await anyio.sleep(reply.latency)
+            raise _error(litellm, reply, model)
         wait = self.latency(request, reply) if callable(self.latency) else self.latency
         wait = reply.latency if reply.latency is not None else wait
         if wait > 0:
@@ -192,7 +214,7 @@ class FakeModel:
         return _response(litellm, model, messages, reply)
 
 
-def _error(litellm: Any, status: int, model: str) -> Exception:
+def _error(litellm: Any, failure: FakeFailure, model: str) -> Exception:
     kinds: dict[int, str] = {
         400: "BadRequestError",
         401: "AuthenticationError",
@@ -200,8 +222,19 @@ def _error(litellm: Any, status: int, model: str) -> Exception:
         429: "RateLimitError",
         503: "ServiceUnavailableError",
     }
-    kind = getattr(litellm, kinds.get(status, "InternalServerError"))
-    return kind(message=f"scripted failure {status}", llm_provider=PROVIDER, model=model)
+    if failure.context_overflow:
+        return litellm.ContextWindowExceededError(
+            message="This model's maximum context length is 8192 tokens (scripted failure)",
+            llm_provider=PROVIDER,
+            model=model,
+        )
+    kind = getattr(litellm, kinds.get(failure.status, "InternalServerError"))
+    error = kind(message=f"scripted failure {failure.status}", llm_provider=PROVIDER, model=model)
+    if failure.status not in kinds:
+        error.status_code = failure.status
+    if failure.retry_after is not None:
+        error.litellm_response_headers = {"retry-after": str(failure.retry_after)}
+    return error
 
 
 def _response(litellm: Any, model: str, messages: list[dict[str, Any]], reply: FakeReply) -> Any:
