@@ -171,10 +171,19 @@ async def complete_within(
     *,
     tools: Sequence[Mapping[str, Any]] = (),
     metadata: Mapping[str, Any] | None = None,
+    on_text: Callable[[str], None] | None = None,
+    response_format: Mapping[str, Any] | None = None,
 ) -> Completion:
     """One model call inside the model's concurrency and rate limits."""
     estimate = sum(estimate_tokens(str(m.get("content") or "")) for m in messages)
     async with limits.acquire(spec, tokens=estimate) as sent:
-        completion = await client.complete(spec, messages, tools=tools, metadata=metadata)
+        completion = await client.complete(
+            spec,
+            messages,
+            tools=tools,
+            metadata=metadata,
+            on_text=on_text,
+            response_format=response_format,
+        )
         sent.tokens = completion.input_tokens + completion.output_tokens
     return completion

@@ -12,7 +12,7 @@ import email.utils
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, cast
@@ -154,6 +154,8 @@ class ModelClient:
         *,
         tools: Sequence[Mapping[str, Any]] = (),
         metadata: Mapping[str, Any] | None = None,
+        on_text: Callable[[str], None] | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> Completion:
         """Send one chat completion to `spec` and return its answer.
 
@@ -167,6 +169,9 @@ class ModelClient:
             tools: OpenAI-style tool definitions the model may call.
             metadata: facts about the call (task id, agent) that reach custom providers such
                 as `orchestra.testing.FakeModel`; never sent to the provider's API.
+            on_text: called with each piece of content as it streams in (the call streams
+                even if the spec does not); the returned Completion still holds the whole answer.
+            response_format: structured output request passed to the provider as it is.
 
         Raises:
             ModelError: the call failed, or answered nothing usable.
@@ -186,6 +191,8 @@ class ModelClient:
             kwargs["api_key"] = spec.secret()
         if spec.timeout is not None:
             kwargs["timeout"] = spec.timeout
+        if response_format is not None:
+            kwargs["response_format"] = dict(response_format)
         if tools:
             kwargs["tools"] = list(tools)
             # litellm 1.106 routes any call with tools through its MCP gateway check, which
@@ -196,8 +203,8 @@ class ModelClient:
         limit = math.inf if spec.timeout is None else spec.timeout * 1.5 + 0.1
         try:
             with anyio.fail_after(limit):
-                if spec.stream:
-                    response = await self._streamed(spec, kwargs)
+                if spec.stream or on_text is not None:
+                    response = await self._streamed(spec, kwargs, on_text)
                 else:
                     response = await litellm.acompletion(**kwargs)
         except TimeoutError:
@@ -213,7 +220,9 @@ class ModelClient:
             raise model_error(spec, exc) from exc
         return self._completion(spec, response, time.monotonic() - started)
 
-    async def _streamed(self, spec: ModelSpec, kwargs: dict[str, Any]) -> Any:
+    async def _streamed(
+        self, spec: ModelSpec, kwargs: dict[str, Any], on_text: Callable[[str], None] | None
+    ) -> Any:
         litellm = load_litellm()
         stream = await litellm.acompletion(
             **kwargs, stream=True, stream_options={"include_usage": True}
@@ -235,6 +244,11 @@ class ModelClient:
                     transient=True,
                 ) from None
             chunks.append(chunk)
+            if on_text is not None:
+                choices = cast(list[Any], getattr(chunk, "choices", None) or [])
+                piece = getattr(choices[0].delta, "content", None) if choices else None
+                if piece:
+                    on_text(str(piece))
         if not chunks:
             raise ModelError(
                 f"model {spec.name!r} ({spec.model}) streamed no chunks",

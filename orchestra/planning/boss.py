@@ -1,22 +1,37 @@
-"""The planner: ask the boss for a plan, validate it, and ask once more with the errors."""
+"""The planner: ask the boss for a plan, repair it with precise feedback, stream it, replan.
+
+- `plan`: ask, parse (fenced or bare JSON, prose around it), validate; every problem goes back
+  to the boss numbered; at most `max_attempts` answers, then `PlanError` with every answer.
+- `plan_streaming`: the boss streams its JSON; each task is dispatched as soon as it and its
+  dependencies are known and valid, before the plan is finished. If the finished plan has
+  problems, the boss repairs it (the dispatched tasks must stay as they are).
+- `replan`: after a node failed, the boss plans only the remaining work (see `replan.py`).
+
+The boss's structured output is requested (`response_format` with the plan's JSON schema) where
+litellm reports that the provider supports it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import networkx as nx
+from pydantic import ValidationError
 
 from orchestra.agents import Agent
 from orchestra.errors import PlanError
 from orchestra.execution.limits import ModelLimits, complete_within
-from orchestra.models.client import Completion, ModelClient
+from orchestra.models.client import Completion, ModelClient, load_litellm
 from orchestra.models.constellation import Constellation
 from orchestra.models.resilience import CallContext, Resilience
 from orchestra.models.spec import ModelSpec
 from orchestra.observe.events import EventSink, ModelCalled, PlanRejected
-from orchestra.plan import Plan
+from orchestra.plan import Plan, Task, placeholders
 from orchestra.planning.parse import parse_plan
 from orchestra.planning.prompt import boss_messages, repair_message
+from orchestra.planning.stream import PlanStream
 from orchestra.validation import plan_problems
 
 __all__ = ["PLAN_TASK", "Planner"]
@@ -24,10 +39,68 @@ __all__ = ["PLAN_TASK", "Planner"]
 PLAN_TASK = "(plan)"
 """The task id the boss's planning calls carry in events (no task of a plan can have it)."""
 
+Dispatch = Callable[[Task], None]
+
+
+def structured_output(spec: ModelSpec) -> dict[str, Any] | None:
+    """The `response_format` asking for a JSON plan, if litellm says the provider supports it."""
+    litellm = load_litellm()
+    try:
+        supported = bool(litellm.supports_response_schema(model=spec.model))
+    except Exception:  # unknown models make litellm raise: no structured output then
+        return None
+    if not supported:
+        return None
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "plan", "schema": Plan.model_json_schema(), "strict": False},
+    }
+
+
+@dataclass
+class _Streamed:
+    """What a streamed plan has dispatched so far, and what is waiting for dependencies."""
+
+    agents: Collection[str]
+    models: Collection[str]
+    inputs: Collection[str]
+    dispatch: Dispatch
+    accepted: dict[str, Task]
+    waiting: list[Task]
+
+    def consider(self, item: Mapping[str, Any]) -> None:
+        try:
+            task = Task.model_validate(item)
+        except ValidationError:
+            return  # reported with the whole plan's problems
+        if task.id in self.accepted or any(t.id == task.id for t in self.waiting):
+            return  # a re-streamed task (after a retry) or a duplicate, reported at the end
+        self.waiting.append(task)
+        self._release()
+
+    def _ready(self, task: Task) -> bool:
+        return (
+            task.agent in self.agents
+            and (task.model is None or task.model in self.models)
+            and all(dep in self.accepted for dep in task.after)
+            and all(name in task.after or name in self.inputs for name in placeholders(task.prompt))
+        )
+
+    def _release(self) -> None:
+        progress = True
+        while progress:
+            progress = False
+            for task in list(self.waiting):
+                if self._ready(task):
+                    self.waiting.remove(task)
+                    self.accepted[task.id] = task
+                    self.dispatch(task)
+                    progress = True
+
 
 @dataclass
 class Planner:
-    """Gets a valid plan from the boss model in at most `max_attempts` answers."""
+    """Gets valid plans from the boss model (see the module docstring)."""
 
     boss: str
     constellation: Constellation
@@ -38,13 +111,29 @@ class Planner:
     emit: EventSink
     max_attempts: int = 2
 
-    async def _ask(self, messages: list[dict[str, Any]], run_id: str, attempt: int) -> Completion:
-        """One boss answer, with the boss spec's retries and fallbacks."""
+    async def ask(
+        self,
+        messages: list[dict[str, Any]],
+        run_id: str,
+        attempt: int,
+        on_text: Callable[[], Callable[[str], None]] | None = None,
+    ) -> Completion:
+        """One boss answer, with the boss spec's retries and fallbacks.
+
+        `on_text`, when given, makes a fresh text consumer for each request (a retried stream
+        starts over).
+        """
         metadata = {"run_id": run_id, "agent": "plan", "attempt": attempt}
 
         async def send(spec: ModelSpec) -> Completion:
             completion = await complete_within(
-                self.limits, self.client, spec, messages, metadata=metadata
+                self.limits,
+                self.client,
+                spec,
+                messages,
+                metadata=metadata,
+                on_text=on_text() if on_text is not None else None,
+                response_format=structured_output(spec),
             )
             self.emit(
                 ModelCalled(
@@ -63,6 +152,32 @@ class Planner:
         context = CallContext(run_id, PLAN_TASK, self.emit)
         return await self.resilience.call(self.constellation, self.boss, send, context)
 
+    def problems(
+        self, answer: str, inputs: Collection[str], fixed: Mapping[str, Task] | None = None
+    ) -> tuple[Plan | None, list[PlanError]]:
+        """Parse and validate an answer; `fixed` tasks (already dispatched) must be unchanged."""
+        try:
+            plan = parse_plan(answer)
+        except PlanError as exc:
+            return None, [exc]
+        problems = plan_problems(
+            plan,
+            agents=[a.name for a in self.agents],
+            models=self.constellation.names,
+            inputs=inputs,
+        )
+        for task_id, task in (fixed or {}).items():
+            mine = next((t for t in plan.tasks if t.id == task_id), None)
+            if mine != task:
+                problems.append(
+                    PlanError(
+                        f"task {task_id!r} is already running; keep it exactly as it was: "
+                        f"{task.model_dump_json(exclude_defaults=True)}",
+                        task_id=task_id,
+                    )
+                )
+        return plan, problems
+
     async def plan(
         self, task: str, *, inputs: Collection[str] = (), run_id: str = ""
     ) -> tuple[Plan, list[Completion]]:
@@ -75,27 +190,74 @@ class Planner:
         messages: list[dict[str, Any]] = boss_messages(
             task, self.agents, self.constellation, inputs
         )
+        return await self._converge(messages, inputs, run_id, first=None, fixed={})
+
+    async def plan_streaming(
+        self, task: str, *, dispatch: Dispatch, inputs: Collection[str] = (), run_id: str = ""
+    ) -> tuple[Plan, list[Completion]]:
+        """Plan `task` from a streamed answer, dispatching each task as soon as it can run.
+
+        Raises:
+            PlanError: no valid plan after `max_attempts` answers.
+            ModelError: the boss model failed.
+        """
+        messages: list[dict[str, Any]] = boss_messages(
+            task, self.agents, self.constellation, inputs
+        )
+        streamed = _Streamed(
+            agents=[a.name for a in self.agents],
+            models=self.constellation.names,
+            inputs=inputs,
+            dispatch=dispatch,
+            accepted={},
+            waiting=[],
+        )
+
+        def consumer() -> Callable[[str], None]:
+            reader = PlanStream()
+            streamed.waiting.clear()
+
+            def feed(piece: str) -> None:
+                for item in reader.feed(piece):
+                    streamed.consider(item)
+
+            return feed
+
+        first = await self.ask(messages, run_id, 1, on_text=consumer)
+        return await self._converge(
+            messages, inputs, run_id, first=first, fixed=streamed.accepted, dispatch=dispatch
+        )
+
+    async def _converge(
+        self,
+        messages: list[dict[str, Any]],
+        inputs: Collection[str],
+        run_id: str,
+        *,
+        first: Completion | None,
+        fixed: dict[str, Task],
+        dispatch: Dispatch | None = None,
+    ) -> tuple[Plan, list[Completion]]:
+        """Repair until the plan validates; dispatch what the stream did not."""
         completions: list[Completion] = []
         answers: list[str] = []
         problems: list[PlanError] = []
         for attempt in range(1, self.max_attempts + 1):
-            completion = await self._ask(messages, run_id, attempt)
+            completion = (
+                first if attempt == 1 and first else await self.ask(messages, run_id, attempt)
+            )
             completions.append(completion)
             answer = completion.content or ""
             answers.append(answer)
-            try:
-                plan = parse_plan(answer)
-            except PlanError as exc:
-                problems = [exc]
-            else:
-                problems = plan_problems(
-                    plan,
-                    agents=[a.name for a in self.agents],
-                    models=self.constellation.names,
-                    inputs=inputs,
-                )
-                if not problems:
-                    return plan, completions
+            plan, problems = self.problems(answer, inputs, fixed)
+            if plan is not None and not problems:
+                if dispatch is not None:
+                    graph = plan.graph()
+                    for task_id in nx.lexicographical_topological_sort(graph):
+                        if task_id not in fixed:
+                            fixed[task_id] = graph.nodes[task_id]["task"]
+                            dispatch(fixed[task_id])
+                return plan, completions
             self.emit(
                 PlanRejected(
                     run_id=run_id, attempt=attempt, problems=tuple(str(p) for p in problems)

@@ -12,7 +12,7 @@ import inspect
 import itertools
 import json
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,15 +181,14 @@ class FakeModel:
         self._used[key] = used + 1
         return script[min(used, len(script) - 1)]
 
-    async def complete(
+    async def _reply(
         self,
         model: str,
         messages: list[dict[str, Any]],
-        *,
         metadata: Mapping[str, Any],
         tools: list[dict[str, Any]],
-    ) -> Any:
-        """Answer one litellm call (the custom provider's entry point)."""
+    ) -> tuple[FakeReply, float]:
+        """Record the call; return the reply and its latency, or raise its scripted failure."""
         litellm = load_litellm()
         request = FakeRequest(
             model=model,
@@ -208,10 +207,50 @@ class FakeModel:
                 await anyio.sleep(reply.latency)
             raise _error(litellm, reply, model)
         wait = self.latency(request, reply) if callable(self.latency) else self.latency
-        wait = reply.latency if reply.latency is not None else wait
+        return reply, reply.latency if reply.latency is not None else wait
+
+    async def complete(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        metadata: Mapping[str, Any],
+        tools: list[dict[str, Any]],
+    ) -> Any:
+        """Answer one litellm call (the custom provider's entry point)."""
+        reply, wait = await self._reply(model, messages, metadata, tools)
         if wait > 0:
             await anyio.sleep(wait)
-        return _response(litellm, model, messages, reply)
+        return _response(load_litellm(), model, messages, reply)
+
+    async def stream(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        metadata: Mapping[str, Any],
+        tools: list[dict[str, Any]],
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Answer one streaming litellm call: the content in word chunks, the latency spread
+        evenly over them, usage in the last chunk."""
+        reply, wait = await self._reply(model, messages, metadata, tools)
+        text = reply.content or ""
+        words = text.split(" ")
+        pieces = [" ".join(words[i : i + 4]) for i in range(0, len(words), 4)]
+        pieces = [p + (" " if i < len(pieces) - 1 else "") for i, p in enumerate(pieces)]
+        usage = _usage(messages, reply)
+        for index, piece in enumerate(pieces):
+            if wait > 0:
+                await anyio.sleep(wait / len(pieces))
+            last = index == len(pieces) - 1
+            yield {
+                "text": piece,
+                "is_finished": last,
+                "finish_reason": "stop" if last else None,
+                "usage": usage if last else None,
+                "index": 0,
+                "tool_use": None,
+            }
 
 
 def _error(litellm: Any, failure: FakeFailure, model: str) -> Exception:
@@ -249,11 +288,6 @@ def _response(litellm: Any, model: str, messages: list[dict[str, Any]], reply: F
     message: dict[str, Any] = {"role": "assistant", "content": reply.content}
     if tool_calls:
         message["tool_calls"] = tool_calls
-    prompt = " ".join(str(m.get("content") or "") for m in messages)
-    input_tokens = reply.input_tokens if reply.input_tokens is not None else _tokens(prompt)
-    output_tokens = (
-        reply.output_tokens if reply.output_tokens is not None else _tokens(reply.content or "")
-    )
     return litellm.ModelResponse(
         model=model,
         choices=[
@@ -263,12 +297,21 @@ def _response(litellm: Any, model: str, messages: list[dict[str, Any]], reply: F
                 "finish_reason": "tool_calls" if tool_calls else "stop",
             }
         ],
-        usage={
-            "prompt_tokens": input_tokens,
-            "completion_tokens": output_tokens,
-            "total_tokens": input_tokens + output_tokens,
-        },
+        usage=_usage(messages, reply),
     )
+
+
+def _usage(messages: list[dict[str, Any]], reply: FakeReply) -> dict[str, int]:
+    prompt = " ".join(str(m.get("content") or "") for m in messages)
+    input_tokens = reply.input_tokens if reply.input_tokens is not None else _tokens(prompt)
+    output_tokens = (
+        reply.output_tokens if reply.output_tokens is not None else _tokens(reply.content or "")
+    )
+    return {
+        "prompt_tokens": input_tokens,
+        "completion_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+    }
 
 
 _registered = False
@@ -281,25 +324,38 @@ def _register() -> None:
         return
     litellm = load_litellm()
 
+    def target(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[FakeModel, str, Any]:
+        model = str(kwargs.get("model", args[0] if args else ""))
+        instance_id, _, name = model.partition("/")
+        fake = _instances.get(instance_id)
+        if fake is None:
+            raise litellm.BadRequestError(
+                message=f"no live FakeModel {instance_id!r} (it was closed)",
+                llm_provider=PROVIDER,
+                model=model,
+            )
+        litellm_params: dict[str, Any] = kwargs.get("litellm_params") or {}
+        options: dict[str, Any] = kwargs.get("optional_params") or {}
+        call = {
+            "messages": list(kwargs.get("messages") or []),
+            "metadata": litellm_params.get("metadata") or {},
+            "tools": list(options.get("tools") or []),
+        }
+        return fake, name, call
+
     class _Provider(litellm.CustomLLM):  # type: ignore[misc,name-defined]
         async def acompletion(self, *args: Any, **kwargs: Any) -> Any:  # pyright: ignore[reportIncompatibleMethodOverride]
-            model = str(kwargs.get("model", args[0] if args else ""))
-            instance_id, _, name = model.partition("/")
-            fake = _instances.get(instance_id)
-            if fake is None:
-                raise litellm.BadRequestError(
-                    message=f"no live FakeModel {instance_id!r} (it was closed)",
-                    llm_provider=PROVIDER,
-                    model=model,
-                )
-            litellm_params: dict[str, Any] = kwargs.get("litellm_params") or {}
-            options: dict[str, Any] = kwargs.get("optional_params") or {}
+            fake, name, call = target(args, kwargs)
             return await fake.complete(
-                name,
-                list(kwargs.get("messages") or []),
-                metadata=litellm_params.get("metadata") or {},
-                tools=list(options.get("tools") or []),
+                name, call["messages"], metadata=call["metadata"], tools=call["tools"]
             )
+
+        async def astreaming(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:  # pyright: ignore[reportIncompatibleMethodOverride]
+            fake, name, call = target(args, kwargs)
+            async for chunk in fake.stream(
+                name, call["messages"], metadata=call["metadata"], tools=call["tools"]
+            ):
+                yield chunk
 
     existing: list[dict[str, Any]] = litellm.custom_provider_map or []
     providers = [p for p in existing if p.get("provider") != PROVIDER]
