@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -14,18 +16,27 @@ import anyio
 
 from orchestra._sync import run_sync
 from orchestra.agents import Agent
-from orchestra.errors import BudgetExceeded, ConfigError, NodeFailed
+from orchestra.errors import BudgetExceeded, ConfigError, NodeFailed, PlanError
 from orchestra.execution.limits import Budget, ModelLimits, estimate_tokens
 from orchestra.execution.runner import NodeRunner, as_text
 from orchestra.execution.scheduler import Schedule, Scheduler
 from orchestra.models.breaker import CircuitBreakers
-from orchestra.models.client import ModelClient
+from orchestra.models.client import Completion, ModelClient
 from orchestra.models.constellation import Constellation
 from orchestra.models.resilience import Resilience
 from orchestra.models.spec import ModelSpec
-from orchestra.observe.events import Event, EventSink, PlanReady, RunFinished, RunStarted
+from orchestra.observe.events import (
+    Event,
+    EventSink,
+    PlanReady,
+    Replanned,
+    RunFinished,
+    RunStarted,
+)
+from orchestra.observe.stream import EventStream
 from orchestra.plan import Plan, Task
 from orchestra.planning.boss import Planner
+from orchestra.planning.replan import LoopGuard
 from orchestra.results import RunResult, Usage
 from orchestra.routing.base import RoutingPolicy
 from orchestra.routing.policies import Cheapest
@@ -45,6 +56,34 @@ _TYPICAL_OUTPUT_TOKENS = 300
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _usage_of(completions: Iterable[Completion]) -> Usage:
+    total = Usage()
+    for c in completions:
+        total = total + Usage.of(
+            c.model, input_tokens=c.input_tokens, output_tokens=c.output_tokens, cost_usd=c.cost_usd
+        )
+    return total
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A run planned by the boss: its task, and the planner that can replan it."""
+
+    task: str
+    planner: Planner
+
+
+@dataclass(frozen=True)
+class _RunContext:
+    """What one run is: its id, budget, start, inputs, and how it was planned (if it was)."""
+
+    run_id: str
+    budget: Budget
+    started: datetime
+    inputs: Mapping[str, Any]
+    planned: _Planned | None = None
 
 
 class Orchestra:
@@ -72,6 +111,7 @@ class Orchestra:
         max_parallel: int | None = None,
         on_event: EventSink | None = None,
         plan_attempts: int = 2,
+        max_replans: int = 2,
     ) -> None:
         """Configure the system.
 
@@ -85,6 +125,8 @@ class Orchestra:
                 each model's `max_concurrency`).
             on_event: called with every event of every run.
             plan_attempts: boss answers allowed before planning fails (one re-ask by default).
+            max_replans: times a planned run may ask the boss to replan the work left after
+                a node failed for good (0: never).
 
         Raises:
             ConfigError: an unknown boss or pinned model, duplicate agent names, or bad limits.
@@ -116,6 +158,9 @@ class Orchestra:
         self.budget = budget or Budget()
         self.max_parallel = max_parallel
         self.plan_attempts = plan_attempts
+        if max_replans < 0:
+            raise ConfigError(f"max_replans must be 0 or more, not {max_replans}")
+        self.max_replans = max_replans
         self._sinks: list[EventSink] = [on_event] if on_event is not None else []
         self._client = ModelClient()
         self._limits = ModelLimits()
@@ -203,33 +248,22 @@ class Orchestra:
         started = _now()
         self._emit(RunStarted(run_id=run_id, task=task))
         planner = self._planner()
-        planned = None
-        with anyio.move_on_after(budget.max_seconds or float("inf")):
-            planned = await planner.plan(task, inputs=list(inputs or {}), run_id=run_id)
-        if planned is None:
+        planned = _Planned(task, planner)
+        context = _RunContext(run_id, budget, started, inputs or {}, planned)
+        if self.models[planner.boss].stream:
+            return await self._execute(context, planned)
+        answer = None
+        with anyio.move_on_after(budget.max_seconds or math.inf):
+            answer = await planner.plan(task, inputs=list(context.inputs), run_id=run_id)
+        if answer is None:
             result = self._result(run_id, None, Schedule(stopped="max_seconds"), started)
             raise BudgetExceeded(
                 f"run {run_id} hit max_seconds={budget.max_seconds} while the boss was planning",
                 limit="max_seconds",
                 result=result,
             )
-        plan, completions = planned
-        spent = Usage()
-        for c in completions:
-            spent = spent + Usage.of(
-                c.model,
-                input_tokens=c.input_tokens,
-                output_tokens=c.output_tokens,
-                cost_usd=c.cost_usd,
-            )
-        remaining = budget.model_copy(
-            update={
-                "max_seconds": None
-                if budget.max_seconds is None
-                else max(budget.max_seconds - (_now() - started).total_seconds(), 1e-3)
-            }
-        )
-        return await self._execute(plan, inputs, run_id, remaining, started, spent)
+        plan, completions = answer
+        return await self._execute(context, plan, spent=_usage_of(completions))
 
     def run_sync(
         self,
@@ -243,6 +277,45 @@ class Orchestra:
         return run_sync(
             lambda: self.run(task, inputs=inputs, run_id=run_id, budget=budget), name="run"
         )
+
+    # -- streaming --------------------------------------------------------------------------
+
+    def stream(
+        self,
+        task: str | Plan,
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        budget: Budget | None = None,
+    ) -> EventStream:
+        """Run a task (planned by the boss) or a `Plan`, and iterate over its events as they come.
+
+        The run lives inside the `async with` block: leaving it early cancels the run. The
+        run's error is raised by the iteration after its last event; `.result` holds the
+        `RunResult` of a run that succeeded.
+
+        Example:
+            >>> import anyio
+            >>> import orchestra as oc
+            >>> async def kinds() -> list[str]:
+            ...     orch = oc.simulated.orchestra(time_scale=0.0)
+            ...     async with orch.stream("Compare small and large models") as events:
+            ...         return [event.kind async for event in events]
+            >>> anyio.run(kinds, backend="asyncio")[-1]
+            'run_finished'
+
+        Args:
+            task: the task in words (`run`), or a plan (`execute`).
+            inputs, run_id, budget: as for `run` and `execute`.
+        """
+        run_id = run_id or uuid.uuid4().hex[:12]
+
+        def start() -> Awaitable[RunResult]:
+            if isinstance(task, Plan):
+                return self.execute(task, inputs=inputs, run_id=run_id, budget=budget)
+            return self.run(task, inputs=inputs, run_id=run_id, budget=budget)
+
+        return EventStream(start, sinks=self._sinks, run_id=run_id)
 
     # -- execution --------------------------------------------------------------------------
 
@@ -273,7 +346,8 @@ class Orchestra:
             plan, agents=self.agents.keys(), models=self.models.names, inputs=(inputs or {}).keys()
         )
         self._emit(RunStarted(run_id=run_id))
-        return await self._execute(plan, inputs, run_id, budget or self.budget, started, Usage())
+        context = _RunContext(run_id, budget or self.budget, started, inputs or {})
+        return await self._execute(context, plan)
 
     def execute_sync(
         self,
@@ -299,35 +373,21 @@ class Orchestra:
             for s in specs
         )
 
-    async def _execute(
-        self,
-        plan: Plan,
-        inputs: Mapping[str, Any] | None,
-        run_id: str,
-        budget: Budget,
-        started: datetime,
-        spent: Usage,
-    ) -> RunResult:
-        runner = NodeRunner(
-            run_id=run_id,
-            constellation=self.models,
-            agents=self.agents,
-            router=self.router,
-            client=self._client,
-            limits=self._limits,
-            inputs={name: as_text(value) for name, value in (inputs or {}).items()},
-            emit=self._emit,
-            resilience=self._resilience,
-        )
-        scheduler = Scheduler(
-            run_id=run_id,
+    def _scheduler(self, context: _RunContext, runner: NodeRunner, spent: Usage) -> Scheduler:
+        left = context.budget.max_seconds
+        if left is not None:
+            left = max(left - (_now() - context.started).total_seconds(), 1e-3)
+        return Scheduler(
+            run_id=context.run_id,
             run_node=runner.run,
-            budget=budget,
+            budget=context.budget.model_copy(update={"max_seconds": left}),
             max_parallel=self.max_parallel,
             weight=self._weight,
             emit=self._emit,
             usage=spent,
         )
+
+    def _plan_ready(self, run_id: str, plan: Plan) -> None:
         self._emit(
             PlanReady(
                 run_id=run_id,
@@ -335,10 +395,111 @@ class Orchestra:
                 edges=tuple((d, t.id) for t in plan.tasks for d in t.after),
             )
         )
-        scheduler.add(plan.tasks)
-        scheduler.close()
-        schedule = await scheduler.run()
-        result = self._result(run_id, plan, schedule, started)
+
+    async def _stream_plan(
+        self, context: _RunContext, planned: _Planned, scheduler: Scheduler
+    ) -> tuple[Plan | None, Schedule]:
+        """Plan while running: the streaming boss's tasks are dispatched as they arrive.
+
+        Returns the plan (None if the run stopped before the boss finished it) and the schedule.
+        """
+        schedule = Schedule()
+        plan: Plan | None = None
+
+        async with anyio.create_task_group() as group:
+
+            async def drive() -> None:
+                nonlocal schedule
+                schedule = await scheduler.run()
+                # A run that stopped early (failure, budget) needs no more of the plan.
+                group.cancel_scope.cancel()
+
+            group.start_soon(drive)
+            try:
+                plan, completions = await planned.planner.plan_streaming(
+                    planned.task,
+                    dispatch=lambda task: scheduler.add([task]),
+                    inputs=list(context.inputs),
+                    run_id=context.run_id,
+                )
+            except BaseException:
+                group.cancel_scope.cancel()  # the plan never validated: stop its tasks
+                raise
+            finally:
+                scheduler.close()
+            scheduler.charge(_usage_of(completions))
+            self._plan_ready(context.run_id, plan)
+        if plan is None and scheduler.tasks:
+            plan = Plan(tasks=scheduler.tasks)
+        return plan, schedule
+
+    async def _execute(
+        self, context: _RunContext, plan: Plan | _Planned, *, spent: Usage | None = None
+    ) -> RunResult:
+        runner = NodeRunner(
+            run_id=context.run_id,
+            constellation=self.models,
+            agents=self.agents,
+            router=self.router,
+            client=self._client,
+            limits=self._limits,
+            inputs={name: as_text(value) for name, value in context.inputs.items()},
+            emit=self._emit,
+            resilience=self._resilience,
+        )
+        scheduler = self._scheduler(context, runner, spent or Usage())
+        if isinstance(plan, _Planned):
+            streamed, schedule = await self._stream_plan(context, plan, scheduler)
+            if streamed is None:
+                return self._finish(context, None, schedule)
+            plan = streamed
+        else:
+            self._plan_ready(context.run_id, plan)
+            scheduler.add(plan.tasks)
+            scheduler.close()
+            schedule = await scheduler.run()
+        guard = LoopGuard()
+        guard.remember(plan.tasks)
+        for attempt in range(1, self.max_replans + 1):
+            if schedule.failed is None or context.planned is None:
+                break
+            failed = schedule.nodes[schedule.failed]
+            new, completions = await context.planned.planner.replan(
+                context.planned.task,
+                plan=plan,
+                nodes=schedule.nodes,
+                failed=schedule.failed,
+                error=failed.error or "",
+                not_run=schedule.not_run,
+                inputs=list(context.inputs),
+                run_id=context.run_id,
+            )
+            loop = guard.check(new.tasks)
+            if loop is not None:
+                schedule.error = PlanError(f"loop guard: {loop}; the run stops here")
+                break
+            guard.remember(new.tasks)
+            self._emit(
+                Replanned(
+                    run_id=context.run_id,
+                    attempt=attempt,
+                    failed_task=schedule.failed,
+                    new_tasks=tuple(t.id for t in new.tasks),
+                )
+            )
+            ran = [t for t in plan.tasks if t.id in schedule.nodes]
+            answer = new.output or (new.sinks()[0] if len(new.sinks()) == 1 else None)
+            plan = Plan(tasks=(*ran, *new.tasks), output=answer)
+            scheduler = self._scheduler(context, runner, schedule.usage + _usage_of(completions))
+            scheduler.seed(ran, schedule.nodes)
+            scheduler.add(new.tasks)
+            scheduler.close()
+            schedule = await scheduler.run()
+        return self._finish(context, plan, schedule)
+
+    def _finish(self, context: _RunContext, plan: Plan | None, schedule: Schedule) -> RunResult:
+        run_id, budget = context.run_id, context.budget
+        result = self._result(run_id, plan, schedule, context.started)
         self._emit(
             RunFinished(
                 run_id=run_id,
@@ -349,8 +510,9 @@ class Orchestra:
         )
         if schedule.failed is not None:
             failed = schedule.nodes[schedule.failed]
+            guard = f"\n{schedule.error}" if isinstance(schedule.error, PlanError) else ""
             raise NodeFailed(
-                f"task {schedule.failed!r} failed: {failed.error}\n"
+                f"task {schedule.failed!r} failed: {failed.error}{guard}\n"
                 f"{sum(n.ok for n in schedule.nodes.values())} finished node(s) are kept in "
                 ".result.nodes",
                 task_id=schedule.failed,

@@ -5,13 +5,27 @@ its own estimated duration (its "remaining critical path"). Dispatching the node
 longest remaining path first keeps the makespan short when slots are scarce; ties go to the
 smaller task id so the order is deterministic. Computed apart from execution (as in dask's
 `order.py`), over a DAG that may have grown since the last call.
+
+`node_timings` says where each node stands on the estimated schedule (its slack, and how much
+it may be slowed without lengthening the DAG); the scheduler hands it, with the budget left, to
+the node it dispatches through `DISPATCH`, so routing policies can trade speed for price where
+the schedule allows it (`orchestra.routing.SlackAware`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
+from contextvars import ContextVar
+from dataclasses import dataclass
 
-__all__ = ["critical_path_priorities", "slack"]
+__all__ = [
+    "DISPATCH",
+    "Dispatch",
+    "NodeTiming",
+    "critical_path_priorities",
+    "node_timings",
+    "slack",
+]
 
 
 def _topological(dependents: Mapping[str, Set[str]], deps: Mapping[str, Set[str]]) -> list[str]:
@@ -60,13 +74,82 @@ def slack(deps: Mapping[str, Set[str]], weights: Mapping[str, float]) -> dict[st
         >>> slack(deps, {"a": 1, "b": 3, "c": 1})
         {'a': 2.0, 'b': 0.0, 'c': 0.0}
     """
+    return {node: timing.slack for node, timing in node_timings(deps, weights).items()}
+
+
+@dataclass(frozen=True)
+class NodeTiming:
+    """Where a node stands on the DAG's estimated schedule (seconds are estimates).
+
+    Example:
+        >>> timing = NodeTiming(duration=1.0, path=2.0, makespan=4.0)
+        >>> timing.slack, timing.stretch, timing.critical
+        (2.0, 2.0, False)
+    """
+
+    duration: float
+    """The node's own estimated duration."""
+    path: float
+    """The longest estimated path through the node (what must run before it, it, and after)."""
+    makespan: float
+    """The DAG's critical path: its estimated length."""
+
+    @property
+    def slack(self) -> float:
+        """How long the node can be delayed without lengthening the DAG."""
+        return max(0.0, self.makespan - self.path)
+
+    @property
+    def critical(self) -> bool:
+        """True when the node is on a critical path (no slack)."""
+        return self.slack <= 1e-9 * max(1.0, self.makespan)
+
+    @property
+    def stretch(self) -> float:
+        """How many times slower the node may run without lengthening the DAG (>= 1).
+
+        The slack is shared by every node of the node's longest path in proportion to their
+        durations, so if *each* node is slowed by at most its own stretch, no path grows past
+        the makespan (each node's stretch is at most that of any path through it).
+        """
+        return self.makespan / self.path if self.path > 0 else 1.0
+
+
+def node_timings(
+    deps: Mapping[str, Set[str]], weights: Mapping[str, float]
+) -> dict[str, NodeTiming]:
+    """Each node's estimated duration, longest path through it, and the DAG's makespan.
+
+    Example:
+        >>> deps = {"a": set(), "b": set(), "c": {"a", "b"}}
+        >>> timings = node_timings(deps, {"a": 1, "b": 3, "c": 1})
+        >>> timings["a"].slack, timings["a"].stretch, timings["b"].critical
+        (2.0, 2.0, True)
+    """
     tail = critical_path_priorities(deps, weights)
-    head: dict[str, float] = {}
     dependents: dict[str, set[str]] = {node: set() for node in deps}
     for node, parents in deps.items():
         for parent in parents:
             dependents[parent].add(node)
+    head: dict[str, float] = {}
     for node in _topological(dependents, deps):
         head[node] = max((head[p] + float(weights[p]) for p in deps[node]), default=0.0)
     makespan = max((head[n] + tail[n] for n in deps), default=0.0)
-    return {node: makespan - head[node] - tail[node] for node in sorted(deps)}
+    return {
+        node: NodeTiming(float(weights[node]), head[node] + tail[node], makespan)
+        for node in sorted(deps)
+    }
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """What the scheduler knew when it dispatched a node: its timing and the budget left."""
+
+    timing: NodeTiming | None = None
+    budget_left_usd: float | None = None
+    """USD the run may still spend (None: no USD limit)."""
+
+
+DISPATCH: ContextVar[Dispatch | None] = ContextVar("orchestra_dispatch", default=None)
+"""Set by the scheduler inside each node's task (anyio copies the context per task, so nodes
+never see each other's); read by the node runner when it builds the route request."""

@@ -11,7 +11,7 @@ results are kept); at the deadline it cancels them. Tasks may be added while the
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -20,6 +20,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from orchestra.execution.limits import Budget
+from orchestra.execution.priority import DISPATCH, Dispatch, NodeTiming, node_timings
 from orchestra.execution.runner import NodeOutcome
 from orchestra.execution.state import DagState
 from orchestra.observe.events import EventSink, NodeFinished, NodeStarted
@@ -45,6 +46,22 @@ class Schedule:
     """The budget limit that stopped the run (`max_usd`, `max_tokens`, `max_seconds`)."""
     not_run: list[str] = field(default_factory=list[str])
     """Tasks that never finished: not dispatched, or cancelled at the deadline."""
+
+
+def _dependencies_first(tasks: Iterable[Task], known: Collection[str]) -> list[Task]:
+    """The batch ordered so each task follows its dependencies (stable otherwise); tasks whose
+    dependencies never appear are left at the end for `DagState.add` to reject."""
+    pending = list(tasks)
+    placed: set[str] = set(known)
+    ordered: list[Task] = []
+    while pending:
+        ready = [t for t in pending if all(dep in placed for dep in t.after)]
+        if not ready:
+            return ordered + pending
+        ordered += ready
+        placed.update(t.id for t in ready)
+        pending = [t for t in pending if t.id not in placed]
+    return ordered
 
 
 @dataclass(frozen=True)
@@ -75,13 +92,11 @@ class Scheduler:
         self._state = DagState()
         self._tasks: dict[str, Task] = {}
         self._closed = False
+        self._timings: dict[str, NodeTiming] | None = None  # None: recompute (the DAG grew)
         # Spending before the DAG (the boss's planning calls) counts towards the budget.
         self._result = Schedule(usage=usage or Usage())
-        self._send: MemoryObjectSendStream[tuple[str, NodeOutcome] | _Added]
-        self._receive: MemoryObjectReceiveStream[tuple[str, NodeOutcome] | _Added]
-        self._send, self._receive = anyio.create_memory_object_stream[
-            "tuple[str, NodeOutcome] | _Added"
-        ](math.inf)
+        # The coordinator's inbox exists while `run` runs; before, the state holds everything.
+        self._send: MemoryObjectSendStream[tuple[str, NodeOutcome] | _Added] | None = None
 
     @property
     def state(self) -> DagState:
@@ -89,33 +104,65 @@ class Scheduler:
         return self._state
 
     def add(self, tasks: Iterable[Task]) -> None:
-        """Add tasks, dependencies first; each runs as soon as its dependencies are done.
+        """Add tasks (in any order among themselves); each runs as soon as its dependencies are
+        done. Dependencies outside the batch must have been added before.
 
         Raises:
             ValueError: the DAG was closed, a task id exists, or a dependency is unknown.
         """
         if self._closed:
             raise ValueError("the scheduler was closed; no tasks can be added")
-        for task in tasks:
+        for task in _dependencies_first(tasks, self._tasks.keys()):
             self._state.add(task.id, task.after, self._weight(task))
             self._tasks[task.id] = task
-        self._send.send_nowait(_Added())
+        self._timings = None
+        self._wake()
+
+    def seed(self, tasks: Iterable[Task], results: Mapping[str, NodeResult]) -> None:
+        """Start from nodes that already ran (a replan or a resume): they are not run again,
+        their outputs feed their dependents. `tasks` come dependencies first."""
+        for task in tasks:
+            result = results[task.id]
+            self._state.add_settled(task.id, task.after, ok=result.ok)
+            self._tasks[task.id] = task
+            self._result.nodes[task.id] = result
+
+    def charge(self, usage: Usage) -> None:
+        """Count spending made beside the DAG (a streaming boss) towards the budget."""
+        self._result.usage = self._result.usage + usage
+        self._check_budget()
+
+    @property
+    def tasks(self) -> list[Task]:
+        """Every task known so far, in the order added."""
+        return list(self._tasks.values())
 
     def close(self) -> None:
         """Say that no more tasks will be added; `run` returns once the DAG has settled."""
         self._closed = True
-        self._send.send_nowait(_Added())
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._send is not None:
+            self._send.send_nowait(_Added())
 
     async def run(self) -> Schedule:
         """Run until every task has settled (or a failure, budget or deadline stops it)."""
         self._check_budget()
-        with (
-            self._send,
-            self._receive,
-            anyio.move_on_after(self._budget.max_seconds or math.inf) as deadline,
-        ):
-            async with anyio.create_task_group() as group:
-                await self._loop(group)
+        send, receive = anyio.create_memory_object_stream["tuple[str, NodeOutcome] | _Added"](
+            math.inf
+        )
+        self._send = send
+        try:
+            with (
+                send,
+                receive,
+                anyio.move_on_after(self._budget.max_seconds or math.inf) as deadline,
+            ):
+                async with anyio.create_task_group() as group:
+                    await self._loop(group, receive)
+        finally:
+            self._send = None
         if deadline.cancelled_caught:
             self._result.stopped = self._result.stopped or "max_seconds"
         settled = self._result.nodes.keys()
@@ -125,7 +172,11 @@ class Scheduler:
     def _stopping(self) -> bool:
         return self._result.failed is not None or self._result.stopped is not None
 
-    async def _loop(self, group: anyio.abc.TaskGroup) -> None:
+    async def _loop(
+        self,
+        group: anyio.abc.TaskGroup,
+        receive: MemoryObjectReceiveStream[tuple[str, NodeOutcome] | _Added],
+    ) -> None:
         state = self._state
         while True:
             while not self._stopping() and len(state.running) < self._cap:
@@ -135,14 +186,26 @@ class Scheduler:
                 task = self._tasks[node]
                 outputs = {dep: self._result.nodes[dep].output for dep in task.after}
                 self._emit(NodeStarted(run_id=self._run_id, task_id=node, agent=task.agent))
-                group.start_soon(self._node, task, outputs)
+                group.start_soon(self._node, task, outputs, self._dispatch(node))
             if not state.running and (self._stopping() or (self._closed and state.finished)):
                 return
-            message = await self._receive.receive()
+            message = await receive.receive()
             if isinstance(message, tuple):
                 self._settle(*message)
 
-    async def _node(self, task: Task, outputs: Mapping[str, Any]) -> None:
+    def _dispatch(self, node: str) -> Dispatch:
+        """The node's place on the estimated schedule, and the budget left, for routing."""
+        if self._timings is None:
+            self._timings = node_timings(self._state.deps, self._state.weights)
+        left = self._budget.max_usd
+        return Dispatch(
+            timing=self._timings.get(node),
+            budget_left_usd=None if left is None else left - self._result.usage.cost_usd,
+        )
+
+    async def _node(self, task: Task, outputs: Mapping[str, Any], dispatch: Dispatch) -> None:
+        # Each node task runs in its own copy of the context: the router reads this there.
+        DISPATCH.set(dispatch)
         try:
             outcome = await self._run_node(task, outputs)
         except Exception as exc:  # a bug in a policy or hook fails the node, not the task group
@@ -153,7 +216,8 @@ class Scheduler:
                 ),
                 exc,
             )
-        self._send.send_nowait((task.id, outcome))
+        if self._send is not None:
+            self._send.send_nowait((task.id, outcome))
 
     def _settle(self, node: str, outcome: NodeOutcome) -> None:
         result = outcome.result

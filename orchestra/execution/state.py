@@ -57,6 +57,13 @@ class DagState:
         # Ancestors' remaining paths may have grown: recompute priorities before the next pop.
         self._stale = True
 
+    def add_settled(self, node: str, deps: Iterable[str] = (), *, ok: bool = True) -> None:
+        """Add a node that already ran (done, or failed when not `ok`): a resumed or replanned
+        run continues from it without running it again."""
+        self.add(node, deps, 0.0)
+        self._ready.discard(node)
+        (self.done if ok else self.failed).add(node)
+
     def _refresh(self) -> None:
         self._priority = critical_path_priorities(self.deps, self.weights)
         self._heap = [(-self._priority[n], n) for n in self._ready]

@@ -17,6 +17,8 @@ __all__ = [
     "BreakerChanged",
     "BudgetStopped",
     "CallTimedOut",
+    "CheckFailed",
+    "Escalated",
     "Event",
     "EventSink",
     "FallbackUsed",
@@ -28,6 +30,7 @@ __all__ = [
     "NodeStarted",
     "PlanReady",
     "PlanRejected",
+    "Replanned",
     "RetryScheduled",
     "RunFinished",
     "RunStarted",
@@ -58,6 +61,15 @@ class PlanRejected(_Event):
     kind: Literal["plan_rejected"] = "plan_rejected"
     attempt: int
     problems: tuple[str, ...]
+
+
+class Replanned(_Event):
+    """A node failed for good; the boss planned the remaining work as `new_tasks`."""
+
+    kind: Literal["replanned"] = "replanned"
+    attempt: int
+    failed_task: str
+    new_tasks: tuple[str, ...]
 
 
 class PlanReady(_Event):
@@ -197,10 +209,33 @@ class BudgetStopped(_Event):
     tokens: int = 0
 
 
+class CheckFailed(_Event):
+    """A check rejected a node's answers (the node escalates, or keeps the best guess)."""
+
+    kind: Literal["check_failed"] = "check_failed"
+    task_id: str
+    stage: int
+    """The round of models whose answers were judged, from 0."""
+    reason: str
+
+
+class Escalated(_Event):
+    """A node asks more models after a check rejected its answers."""
+
+    kind: Literal["escalated"] = "escalated"
+    task_id: str
+    stage: int
+    """The new round of models, from 1."""
+    models: tuple[str, ...]
+    reason: str
+    """The routing policy's reason for these models."""
+
+
 Event = Annotated[
     RunStarted
     | PlanRejected
     | PlanReady
+    | Replanned
     | NodeStarted
     | ModelCalled
     | NodeFinished
@@ -212,7 +247,9 @@ Event = Annotated[
     | HedgeWon
     | CallTimedOut
     | NodeRouted
-    | BudgetStopped,
+    | BudgetStopped
+    | CheckFailed
+    | Escalated,
     Field(discriminator="kind"),
 ]
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)

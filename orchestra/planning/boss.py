@@ -31,7 +31,9 @@ from orchestra.observe.events import EventSink, ModelCalled, PlanRejected
 from orchestra.plan import Plan, Task, placeholders
 from orchestra.planning.parse import parse_plan
 from orchestra.planning.prompt import boss_messages, repair_message
+from orchestra.planning.replan import replan_message, replan_problems
 from orchestra.planning.stream import PlanStream
+from orchestra.results import NodeResult
 from orchestra.validation import plan_problems
 
 __all__ = ["PLAN_TASK", "Planner"]
@@ -190,7 +192,9 @@ class Planner:
         messages: list[dict[str, Any]] = boss_messages(
             task, self.agents, self.constellation, inputs
         )
-        return await self._converge(messages, inputs, run_id, first=None, fixed={})
+        return await self._converge(
+            messages, run_id, lambda answer: self.problems(answer, inputs), first=None
+        )
 
     async def plan_streaming(
         self, task: str, *, dispatch: Dispatch, inputs: Collection[str] = (), run_id: str = ""
@@ -224,21 +228,66 @@ class Planner:
             return feed
 
         first = await self.ask(messages, run_id, 1, on_text=consumer)
-        return await self._converge(
-            messages, inputs, run_id, first=first, fixed=streamed.accepted, dispatch=dispatch
+        fixed = streamed.accepted
+        plan, completions = await self._converge(
+            messages, run_id, lambda answer: self.problems(answer, inputs, fixed), first=first
         )
+        graph = plan.graph()
+        for task_id in nx.lexicographical_topological_sort(graph):
+            if task_id not in fixed:  # the rest, once the whole plan is known and valid
+                fixed[task_id] = graph.nodes[task_id]["task"]
+                dispatch(fixed[task_id])
+        return plan, completions
+
+    async def replan(
+        self,
+        task: str,
+        *,
+        plan: Plan,
+        nodes: Mapping[str, NodeResult],
+        failed: str,
+        error: str,
+        not_run: Sequence[str],
+        inputs: Collection[str] = (),
+        run_id: str = "",
+    ) -> tuple[Plan, list[Completion]]:
+        """New tasks for the work left after `failed` failed (only new tasks; see replan.py).
+
+        Raises:
+            PlanError: no valid replan after `max_attempts` answers.
+            ModelError: the boss model failed.
+        """
+        messages: list[dict[str, Any]] = [
+            *boss_messages(task, self.agents, self.constellation, inputs),
+            replan_message(plan, nodes, failed, error, not_run),
+        ]
+        finished = [task_id for task_id, result in nodes.items() if result.ok]
+
+        def check(answer: str) -> tuple[Plan | None, list[PlanError]]:
+            try:
+                new = parse_plan(answer)
+            except PlanError as exc:
+                return None, [exc]
+            return new, replan_problems(
+                new,
+                plan=plan,
+                finished=finished,
+                agents=[a.name for a in self.agents],
+                models=self.constellation.names,
+                inputs=inputs,
+            )
+
+        return await self._converge(messages, run_id, check, first=None)
 
     async def _converge(
         self,
         messages: list[dict[str, Any]],
-        inputs: Collection[str],
         run_id: str,
+        check: Callable[[str], tuple[Plan | None, list[PlanError]]],
         *,
         first: Completion | None,
-        fixed: dict[str, Task],
-        dispatch: Dispatch | None = None,
     ) -> tuple[Plan, list[Completion]]:
-        """Repair until the plan validates; dispatch what the stream did not."""
+        """Ask (and repair with numbered problems) until an answer passes `check`."""
         completions: list[Completion] = []
         answers: list[str] = []
         problems: list[PlanError] = []
@@ -249,14 +298,8 @@ class Planner:
             completions.append(completion)
             answer = completion.content or ""
             answers.append(answer)
-            plan, problems = self.problems(answer, inputs, fixed)
+            plan, problems = check(answer)
             if plan is not None and not problems:
-                if dispatch is not None:
-                    graph = plan.graph()
-                    for task_id in nx.lexicographical_topological_sort(graph):
-                        if task_id not in fixed:
-                            fixed[task_id] = graph.nodes[task_id]["task"]
-                            dispatch(fixed[task_id])
                 return plan, completions
             self.emit(
                 PlanRejected(
