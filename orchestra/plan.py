@@ -5,8 +5,9 @@ A `Plan` is data (a pydantic model, so a boss model can write one as JSON valid 
 gives the DAG as a networkx graph.
 
 Placeholders: in a prompt, `{name}` is replaced by the output of the task `name` (which must be
-in `after`) or by the run's input `name`. Only `{identifier}` forms are placeholders, so JSON and
-code in prompts need no escaping; write `{{name}}` for a literal `{name}`.
+in `after`) or by the run's input `name`; in a map task, `{item}` is the item. Only
+`{identifier}` forms are placeholders, so JSON and code in prompts need no escaping; write
+`{{name}}` for a literal `{name}`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic import AfterValidator, ConfigDict, Field, ValidationError
 from orchestra._base import Frozen, Names, describe_validation_error
 from orchestra.errors import OrchestraError, PlanError
 
-__all__ = ["Plan", "Task", "placeholders", "render_prompt"]
+__all__ = ["Plan", "Task", "placeholders", "render_prompt", "substitute"]
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_-]*)\}")
 TASK_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
@@ -59,6 +60,24 @@ def render_prompt(template: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(fill, template)
 
 
+def substitute(template: str, values: Mapping[str, str]) -> str:
+    """Fill some placeholders, leaving the others (and escapes) for later; the values are
+    escaped so their own braces stay literal.
+
+    Example:
+        >>> substitute("Check {item} against {facts}", {"item": "a {b}"})
+        'Check a {{b}} against {facts}'
+    """
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name and name in values:
+            return values[name].replace("{", "{{").replace("}", "}}")
+        return match.group(0)
+
+    return _PLACEHOLDER.sub(fill, template)
+
+
 class Task(Frozen):
     """One call of an agent: a node of the plan.
 
@@ -86,6 +105,11 @@ class Task(Frozen):
     """Ids of the tasks whose outputs this task needs."""
     model: str | None = None
     """Pin this task to a model spec of the constellation (overrides the agent and router)."""
+    map: str | None = None
+    """Fan out over the list output by this dependency: the prompt (with `{item}`) runs once per
+    item, and the task's own output is the list of their outputs."""
+    max_items: int = Field(default=50, ge=1, le=1000)
+    """With `map`: at most this many items (more fail the task rather than run up a bill)."""
 
     @classmethod
     def invalid(cls, data: dict[str, Any], exc: ValidationError) -> OrchestraError:

@@ -62,8 +62,21 @@ def _task_problems(
                 f"{_did_you_mean(dep, [i for i in ids if i != task.id])}",
                 task_id=task.id,
             )
+    if task.map is not None:
+        if task.map not in task.after:
+            yield PlanError(
+                f"task {task.id!r} maps over {task.map!r} but does not wait for it; add "
+                f"{task.map!r} to its after list",
+                task_id=task.id,
+            )
+        if "item" not in placeholders(task.prompt):
+            yield PlanError(
+                f"task {task.id!r} maps over {task.map!r} but its prompt has no {{item}}; "
+                "say where each item goes",
+                task_id=task.id,
+            )
     for name in placeholders(task.prompt):
-        if name in task.after or name in inputs:
+        if name in task.after or name in inputs or (name == "item" and task.map is not None):
             continue
         if name in ids:
             message = (

@@ -19,11 +19,13 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from orchestra.errors import OrchestraError
 from orchestra.execution.limits import Budget
+from orchestra.execution.mapping import children, items_of
 from orchestra.execution.priority import DISPATCH, Dispatch, NodeTiming, node_timings
 from orchestra.execution.runner import NodeOutcome
 from orchestra.execution.state import DagState
-from orchestra.observe.events import EventSink, NodeFinished, NodeStarted
+from orchestra.observe.events import EventSink, MapExpanded, NodeFinished, NodeStarted
 from orchestra.plan import Task
 from orchestra.results import NodeResult, Usage
 
@@ -92,6 +94,7 @@ class Scheduler:
         self._state = DagState()
         self._tasks: dict[str, Task] = {}
         self._closed = False
+        self._expanded: dict[str, list[str]] = {}
         self._timings: dict[str, NodeTiming] | None = None  # None: recompute (the DAG grew)
         # Spending before the DAG (the boss's planning calls) counts towards the budget.
         self._result = Schedule(usage=usage or Usage())
@@ -184,6 +187,9 @@ class Scheduler:
                 if node is None:
                     break
                 task = self._tasks[node]
+                if task.map is not None:
+                    self._map(task, task.map)
+                    continue
                 outputs = {dep: self._result.nodes[dep].output for dep in task.after}
                 self._emit(NodeStarted(run_id=self._run_id, task_id=node, agent=task.agent))
                 group.start_soon(self._node, task, outputs, self._dispatch(node))
@@ -192,6 +198,41 @@ class Scheduler:
             message = await receive.receive()
             if isinstance(message, tuple):
                 self._settle(*message)
+
+    def _map(self, task: Task, source: str) -> None:
+        """Expand a map task into its items, or join them once they are all done."""
+        now = datetime.now(timezone.utc)
+        done = self._expanded.get(task.id)
+        if done is not None:
+            joined = [self._result.nodes[child].output for child in done]
+            result = NodeResult(
+                task_id=task.id, agent=task.agent, output=joined, started=now, finished=now
+            )
+            self._settle(task.id, NodeOutcome(result))
+            return
+        items = items_of(self._result.nodes[source].output)
+        kids = children(task, items)
+        problem = None
+        if len(items) > task.max_items:
+            problem = (
+                f"task {task.id!r} maps over {len(items)} items of {source!r}, more than its "
+                f"max_items={task.max_items}; raise max_items or shorten the list"
+            )
+        elif clash := [k.id for k in kids if k.id in self._tasks]:
+            problem = f"task {task.id!r} cannot expand: ids {clash} exist already"
+        if problem is not None:
+            error = OrchestraError(problem)
+            failed = NodeResult(
+                task_id=task.id, agent=task.agent, started=now, finished=now, error=problem
+            )
+            self._settle(task.id, NodeOutcome(failed, error))
+            return
+        self._state.expand(task.id, [(k.id, k.after, self._weight(k)) for k in kids])
+        for kid in kids:
+            self._tasks[kid.id] = kid
+        self._expanded[task.id] = [k.id for k in kids]
+        self._timings = None
+        self._emit(MapExpanded(run_id=self._run_id, task_id=task.id, items=len(kids)))
 
     def _dispatch(self, node: str) -> Dispatch:
         """The node's place on the estimated schedule, and the budget left, for routing."""

@@ -64,6 +64,26 @@ class DagState:
         self._ready.discard(node)
         (self.done if ok else self.failed).add(node)
 
+    def expand(self, node: str, children: Iterable[tuple[str, Iterable[str], float]]) -> None:
+        """Turn a running node into a join: `children` (id, dependencies, weight) are added and
+        the node waits for them (a map node fanning out over its items)."""
+        if node not in self.running:
+            raise ValueError(f"node {node!r} is not running")
+        added: list[str] = []
+        for child, deps, weight in children:
+            self.add(child, deps, weight)
+            added.append(child)
+        self.running.discard(node)
+        for parent in self.deps[node]:
+            self._dependents[parent].discard(node)
+        self.deps[node] = frozenset(added)
+        for child in added:
+            self._dependents[child].add(node)
+        self._missing[node] = len(added)
+        if not added:
+            self._ready.add(node)
+        self._stale = True
+
     def _refresh(self) -> None:
         self._priority = critical_path_priorities(self.deps, self.weights)
         self._heap = [(-self._priority[n], n) for n in self._ready]

@@ -24,6 +24,7 @@ __all__ = [
     "FallbackUsed",
     "HedgeStarted",
     "HedgeWon",
+    "MapExpanded",
     "ModelCalled",
     "NodeFinished",
     "NodeRouted",
@@ -78,6 +79,14 @@ class PlanReady(_Event):
     kind: Literal["plan_ready"] = "plan_ready"
     task_ids: tuple[str, ...]
     edges: tuple[tuple[str, str], ...]
+
+
+class MapExpanded(_Event):
+    """A map task fanned out into `items` child tasks (`<task_id>__<n>`)."""
+
+    kind: Literal["map_expanded"] = "map_expanded"
+    task_id: str
+    items: int
 
 
 class NodeStarted(_Event):
@@ -237,6 +246,7 @@ Event = Annotated[
     | PlanReady
     | Replanned
     | NodeStarted
+    | MapExpanded
     | ModelCalled
     | NodeFinished
     | RunFinished

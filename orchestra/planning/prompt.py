@@ -17,7 +17,9 @@ You are the planner of a team of AI agents. Break the user's task into a plan: a
 each given to one agent. Make independent tasks parallel (no `after` between them) so they run
 at the same time; give a task `after` only for the tasks whose outputs it needs, and refer to
 those outputs in its prompt as {task_id}. Run inputs can be used as {input_name}. The last task
-should combine the others into the final answer; set `output` to its id.
+should combine the others into the final answer; set `output` to its id. To do the same work
+for every item of a list a task produces, give one task `map` (that task's id, also in `after`)
+and put {item} in its prompt: it runs once per item, and its output is the list of results.
 Answer with one JSON object valid against this JSON schema, and nothing else:"""
 
 
