@@ -46,6 +46,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "prefill_tps": 3000,
         "decode_tps": 90,
         "max_concurrency": 8,
+        # The boss streams its plan: tasks start while it is still writing the rest.
+        "stream": True,
     },
     "fast": {
         "model_class": "Llama-3.1-8B on a speed-first inference chip",
