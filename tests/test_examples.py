@@ -23,7 +23,12 @@ EXPECTED = {
     "03_tools.py": "the model saw the tools answer: ['1.08', '4']",
     "04_any_openai_compatible_server.py": "saw 2 requests",
     "05_budgets_and_failures.py": "NodeFailed: task 'south'",
+    "06_routing.py": "slack-aware: aside -> fast, check -> fast-wafer",
+    "07_see_a_run.py": "6/6 nodes",
     "08_fallbacks.py": "breaker  primary is now open",
+    "09_streaming_plan.py": "(before the plan was done)",
+    "10_replan.py": "replanned after 'analysis' failed",
+    "11_map.py": "'describe' fanned out into 5 nodes",
 }
 
 
