@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
@@ -47,6 +47,8 @@ class Agent(Frozen):
             tools: Sequence[Tool | ToolFunction] = (),
             max_steps: int = 8,
             hedge: HedgePolicy | None = None,
+            notes: bool = False,
+            compaction: Literal["truncate", "summarize"] = "truncate",
         ) -> None: ...
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -65,6 +67,11 @@ class Agent(Frozen):
     """At most this many model calls per task in the tool loop."""
     hedge: HedgePolicy | None = None
     """Hedge this agent's slow calls (overrides the model spec's `hedge`)."""
+    notes: bool = False
+    """Give the agent the run's note tools (`write_note`, `read_notes`)."""
+    compaction: Literal["truncate", "summarize"] = "truncate"
+    """How dependency outputs too long for the model's window are shortened: cut with a
+    marker, or summarised by the cheapest model (its cost is the node's)."""
 
     @field_validator("tools", mode="before")
     @classmethod

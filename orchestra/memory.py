@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from orchestra.tools import Tool, tool_from_function
 
-__all__ = ["NOTES", "Notes", "compact", "context_budget", "truncate"]
+__all__ = ["NOTES", "Notes", "Summarise", "compact", "context_budget", "truncate"]
 
 NOTES = "notes"
 """The placeholder every prompt may use for the run's notes."""

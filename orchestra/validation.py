@@ -15,6 +15,7 @@ from typing import cast
 import networkx as nx
 
 from orchestra.errors import PlanError
+from orchestra.memory import NOTES
 from orchestra.plan import Plan, Task, placeholders
 
 __all__ = ["plan_problems", "validate_plan"]
@@ -76,7 +77,9 @@ def _task_problems(
                 task_id=task.id,
             )
     for name in placeholders(task.prompt):
-        if name in task.after or name in inputs or (name == "item" and task.map is not None):
+        if name in task.after or name in inputs or name == NOTES:
+            continue
+        if name == "item" and task.map is not None:
             continue
         if name in ids:
             message = (

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,16 +19,20 @@ import anyio
 from pydantic import BaseModel
 
 from orchestra.agents import Agent
+from orchestra.checks import Answer, AskModel, CheckContext
 from orchestra.errors import ConfigError, ModelError, OrchestraError
 from orchestra.execution.limits import ModelLimits, complete_within, estimate_tokens
+from orchestra.execution.priority import DISPATCH, Dispatch
+from orchestra.memory import NOTES, Notes, Summarise, compact, context_budget
 from orchestra.models.client import Completion, ModelClient, ToolCall
 from orchestra.models.constellation import Constellation
 from orchestra.models.resilience import CallContext, Resilience
 from orchestra.models.spec import ModelSpec
-from orchestra.observe.events import EventSink, ModelCalled
+from orchestra.observe.events import CheckFailed, Escalated, EventSink, ModelCalled
 from orchestra.plan import Task, render_prompt
 from orchestra.results import Attempt, NodeResult, Usage
 from orchestra.routing.base import RouteDecision, RouteRequest, RoutingPolicy
+from orchestra.tools import Tool
 
 __all__ = ["NodeOutcome", "NodeRunner", "as_text"]
 
@@ -54,6 +58,37 @@ class NodeOutcome:
     error: BaseException | None = None
 
 
+# At most this many rounds of models per node, whatever the routing policy asks.
+_MAX_STAGES = 16
+
+
+@dataclass
+class _Tally:
+    """What a node (or one of its models) has spent so far."""
+
+    usage: Usage = field(default_factory=Usage)
+
+    def add(self, completion: Completion) -> None:
+        self.usage = (
+            self.usage
+            + Usage.of(
+                completion.model,
+                input_tokens=completion.input_tokens,
+                output_tokens=completion.output_tokens,
+                cost_usd=completion.cost_usd,
+            )
+            + completion.extra
+        )
+
+
+def _messages(agent: Agent, prompt: str) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    if agent.instructions:
+        messages.append({"role": "system", "content": agent.instructions})
+    messages.append({"role": "user", "content": prompt})
+    return messages
+
+
 @dataclass
 class NodeRunner:
     """Runs single nodes of one run; shares the Orchestra's client and limits."""
@@ -67,10 +102,24 @@ class NodeRunner:
     inputs: Mapping[str, str]
     emit: EventSink
     resilience: Resilience
+    notes: Notes = field(default_factory=Notes)
     _clock: Callable[[], float] = time.monotonic
 
-    def route(self, task: Task, agent: Agent, prompt: str) -> RouteDecision:
-        """Choose the node's model: the task's pin, the agent's pin, else the router."""
+    def route(
+        self,
+        task: Task,
+        agent: Agent,
+        prompt: str,
+        *,
+        answers: Sequence[Answer] = (),
+        stage: int = 0,
+        spent: float = 0.0,
+    ) -> RouteDecision:
+        """Choose the node's model(s): the task's pin, the agent's pin, else the router.
+
+        For an escalation, `answers` holds the node's answers so far, `stage` the round about
+        to start and `spent` what the node has cost; the router is asked again with them.
+        """
         if task.model is not None:
             return RouteDecision(task.model, "pinned by the task")
         if agent.model is not None:
@@ -81,73 +130,233 @@ class NodeRunner:
                 f"no model has all of agent {agent.name!r}'s tags {sorted(agent.tags)}; "
                 "tag a model with them or drop tags from the agent"
             )
-        decision = self.router.choose(RouteRequest(task, agent, prompt, candidates))
-        if decision.model not in {s.name for s in candidates}:
-            raise ConfigError(
-                f"routing policy {type(self.router).__name__} chose {decision.model!r}, which is "
-                f"not a candidate for agent {agent.name!r}"
-            )
+        request = self._request(task, agent, prompt, candidates, answers, stage, spent)
+        decision = self.router.choose(request)
+        names = {s.name for s in candidates}
+        for chosen in decision.models:
+            if chosen not in names:
+                raise ConfigError(
+                    f"routing policy {type(self.router).__name__} chose {chosen!r}, which is "
+                    f"not a candidate for agent {agent.name!r}"
+                )
         return decision
+
+    def _request(
+        self,
+        task: Task,
+        agent: Agent,
+        prompt: str,
+        candidates: tuple[ModelSpec, ...],
+        answers: Sequence[Answer],
+        stage: int,
+        spent: float,
+    ) -> RouteRequest:
+        # The scheduler put the node's timing and the run's budget left in the task's context.
+        dispatch = DISPATCH.get() or Dispatch()
+        left = dispatch.budget_left_usd
+        return RouteRequest(
+            task,
+            agent,
+            prompt,
+            candidates,
+            unavailable=self.resilience.breakers.unavailable(),
+            budget_left_usd=None if left is None else left - spent,
+            timing=dispatch.timing,
+            stage=stage,
+            answers=tuple(answers),
+        )
 
     async def run(self, task: Task, outputs: Mapping[str, Any]) -> NodeOutcome:
         """Run `task` given the outputs of the tasks it depends on."""
         started = _now()
         agent = self.agents[task.agent]
-        usage = Usage()
+        tally = _Tally()
         attempts: list[Attempt] = []
         model: str | None = None
+        route: str | None = None
         try:
-            values = {**self.inputs, **{dep: as_text(outputs[dep]) for dep in task.after}}
+            deps = {dep: as_text(outputs[dep]) for dep in task.after}
+            values = {NOTES: self.notes.read(), **self.inputs, **deps}
             prompt = render_prompt(task.prompt, values)
             decision = self.route(task, agent, prompt)
-            model = decision.model
-            messages: list[dict[str, Any]] = []
-            if agent.instructions:
-                messages.append({"role": "system", "content": agent.instructions})
-            messages.append({"role": "user", "content": prompt})
-            for step in range(agent.max_steps):
-                completion = await self._call(task, agent, decision, messages, step, attempts)
-                usage = (
-                    usage
-                    + Usage.of(
-                        completion.model,
-                        input_tokens=completion.input_tokens,
-                        output_tokens=completion.output_tokens,
-                        cost_usd=completion.cost_usd,
-                    )
-                    + completion.extra
+            model, route = decision.model, decision.reason
+            prompt = await self._fit(task, agent, decision, values, deps, attempts, tally) or prompt
+            if decision.also or decision.check is not None:
+                answer, route = await self._staged(task, agent, prompt, decision, attempts, tally)
+                output, model = answer.text, answer.model
+            else:
+                messages = _messages(agent, prompt)
+                completion = await self._converse(task, agent, decision, messages, attempts, tally)
+                output, model = completion.content, completion.model
+            return NodeOutcome(
+                NodeResult(
+                    task_id=task.id,
+                    agent=agent.name,
+                    output=output,
+                    model=model,
+                    usage=tally.usage,
+                    started=started,
+                    finished=_now(),
+                    attempts=tuple(attempts),
+                    route=route,
                 )
-                if not completion.tool_calls:
-                    return NodeOutcome(
-                        NodeResult(
-                            task_id=task.id,
-                            agent=agent.name,
-                            output=completion.content,
-                            model=completion.model,
-                            usage=usage,
-                            started=started,
-                            finished=_now(),
-                            attempts=tuple(attempts),
-                        )
-                    )
-                messages.append(completion.raw_message)
-                messages.extend(await self._run_tools(agent, completion.tool_calls))
-            raise OrchestraError(
-                f"task {task.id!r}: agent {agent.name!r} was still calling tools after "
-                f"max_steps={agent.max_steps} model calls; raise max_steps or simplify the task"
             )
         except OrchestraError as exc:
             failed = NodeResult(
                 task_id=task.id,
                 agent=agent.name,
                 model=model,
-                usage=usage,
+                usage=tally.usage,
                 started=started,
                 finished=_now(),
                 attempts=tuple(attempts),
                 error=str(exc),
+                route=route,
             )
             return NodeOutcome(failed, exc)
+
+    async def _converse(
+        self,
+        task: Task,
+        agent: Agent,
+        decision: RouteDecision,
+        messages: list[dict[str, Any]],
+        attempts: list[Attempt],
+        tally: _Tally,
+    ) -> Completion:
+        """The tool loop on one model: call it, run the tools it asks for, call it again."""
+        for step in range(agent.max_steps):
+            completion = await self._call(task, agent, decision, messages, step, attempts)
+            tally.add(completion)
+            if not completion.tool_calls:
+                return completion
+            messages.append(completion.raw_message)
+            messages.extend(await self._run_tools(self._tools(task, agent), completion.tool_calls))
+        raise OrchestraError(
+            f"task {task.id!r}: agent {agent.name!r} was still calling tools after "
+            f"max_steps={agent.max_steps} model calls; raise max_steps or simplify the task"
+        )
+
+    async def _staged(
+        self,
+        task: Task,
+        agent: Agent,
+        prompt: str,
+        decision: RouteDecision,
+        attempts: list[Attempt],
+        tally: _Tally,
+    ) -> tuple[Answer, str]:
+        """Ask rounds of models until a check accepts; returns the answer kept and the route.
+
+        Each round asks the decision's models at once; its check judges every answer so far.
+        On a rejection the router is asked again if the decision says `escalate`; otherwise,
+        or when it names nothing new, the check's best guess is kept.
+        """
+        answers: list[Answer] = []
+        notes = [decision.reason]
+        best: Answer | None = None
+        context = CheckContext(prompt, self._asker(task, agent, attempts, tally))
+        for stage in range(_MAX_STAGES):
+            asked = {a.asked or a.model for a in answers}
+            fresh = [m for m in decision.models if m not in asked]
+            if not fresh:
+                notes.append("nothing new to ask")
+                break
+            answers.extend(
+                await self._ask(task, agent, prompt, decision, fresh, stage, attempts, tally)
+            )
+            if decision.check is None:
+                best = next((a for a in answers[len(answers) - len(fresh) :] if a.ok), None)
+                break
+            verdict = await decision.check.judge(tuple(answers), context)
+            notes.append(verdict.reason)
+            best = verdict.answer
+            if verdict.accepted:
+                break
+            self.emit(
+                CheckFailed(run_id=self.run_id, task_id=task.id, stage=stage, reason=verdict.reason)
+            )
+            if not decision.escalate:
+                notes.append("kept the best guess")
+                break
+            decision = self.route(
+                task, agent, prompt, answers=answers, stage=stage + 1, spent=tally.usage.cost_usd
+            )
+            notes.append(decision.reason)
+            self.emit(
+                Escalated(
+                    run_id=self.run_id,
+                    task_id=task.id,
+                    stage=stage + 1,
+                    models=decision.models,
+                    reason=decision.reason,
+                )
+            )
+        best = best or next((a for a in reversed(answers) if a.ok), None)
+        if best is None or best.text is None:
+            errors = "; ".join(f"{a.model}: {a.error}" for a in answers if a.error)
+            raise ModelError(
+                f"task {task.id!r}: no model answered ({errors or 'nothing was asked'})",
+                model=decision.model,
+            )
+        return best, "; ".join(notes)
+
+    async def _ask(
+        self,
+        task: Task,
+        agent: Agent,
+        prompt: str,
+        decision: RouteDecision,
+        models: Sequence[str],
+        stage: int,
+        attempts: list[Attempt],
+        tally: _Tally,
+    ) -> list[Answer]:
+        """One round: every model at once, each in its own tool loop; failures become answers."""
+        answers: list[Answer | None] = [None] * len(models)
+
+        async def one(index: int, name: str) -> None:
+            mine = _Tally()
+            try:
+                routed = RouteDecision(name, decision.reason)
+                done = await self._converse(
+                    task, agent, routed, _messages(agent, prompt), attempts, mine
+                )
+                answers[index] = Answer(
+                    model=done.model,
+                    text=done.content or "",
+                    cost_usd=mine.usage.cost_usd,
+                    stage=stage,
+                    asked=name if done.model != name else None,
+                )
+            except OrchestraError as exc:
+                answers[index] = Answer(
+                    model=name, text=None, cost_usd=mine.usage.cost_usd, stage=stage, error=str(exc)
+                )
+            finally:
+                tally.usage = tally.usage + mine.usage
+
+        async with anyio.create_task_group() as group:
+            for index, name in enumerate(models):
+                group.start_soon(one, index, name)
+        return [a for a in answers if a is not None]
+
+    def _asker(self, task: Task, agent: Agent, attempts: list[Attempt], tally: _Tally) -> AskModel:
+        """How a check (e.g. `Verify`) asks a model: a call of this node, in its usage."""
+
+        async def ask(model: str, prompt: str) -> str:
+            if model not in self.constellation:
+                raise ConfigError(
+                    f"a check of task {task.id!r} asked unknown model {model!r}; "
+                    f"known: {', '.join(self.constellation.names)}"
+                )
+            decision = RouteDecision(model, "asked by a check")
+            message = [{"role": "user", "content": prompt}]
+            completion = await self._call(task, agent, decision, message, 0, attempts)
+            tally.add(completion)
+            return completion.content or ""
+
+        return ask
 
     async def _call(
         self,
@@ -159,7 +368,7 @@ class NodeRunner:
         attempts: list[Attempt],
     ) -> Completion:
         metadata = {"run_id": self.run_id, "task_id": task.id, "agent": agent.name, "step": step}
-        tools = [t.schema() for t in agent.tools]
+        tools = [t.schema() for t in self._tools(task, agent)]
 
         async def send(spec: ModelSpec) -> Completion:
             started = self._clock()
@@ -206,13 +415,67 @@ class NodeRunner:
         )
         return replace(completion, extra=completion.extra + context.extra)
 
-    async def _run_tools(self, agent: Agent, calls: tuple[ToolCall, ...]) -> list[dict[str, Any]]:
+    def _tools(self, task: Task, agent: Agent) -> tuple[Tool, ...]:
+        """The agent's tools, and the run's note tools if the agent takes notes."""
+        return (*agent.tools, *self.notes.tools(task.id)) if agent.notes else agent.tools
+
+    async def _fit(
+        self,
+        task: Task,
+        agent: Agent,
+        decision: RouteDecision,
+        values: Mapping[str, str],
+        deps: Mapping[str, str],
+        attempts: list[Attempt],
+        tally: _Tally,
+    ) -> str | None:
+        """The prompt with its dependencies' outputs compacted to fit the chosen model's window
+        (None when it fits as it is)."""
+        budget = context_budget(self.constellation[decision.model].max_context)
+        if budget is None:
+            return None
+        fixed = agent.instructions + render_prompt(
+            task.prompt, {**values, **dict.fromkeys(deps, "")}
+        )
+        if estimate_tokens(fixed) + sum(estimate_tokens(v) for v in deps.values()) <= budget:
+            return None
+        summarise = (
+            self._summariser(task, agent, attempts, tally)
+            if agent.compaction == "summarize"
+            else None
+        )
+        shorter = await compact(fixed, deps, budget, summarise)
+        return render_prompt(task.prompt, {**values, **shorter})
+
+    def _summariser(
+        self, task: Task, agent: Agent, attempts: list[Attempt], tally: _Tally
+    ) -> Summarise:
+        """Summaries by the cheapest model of the constellation, paid by the node."""
+        cheapest = min(self.constellation, key=lambda s: (s.input_cost + s.output_cost, s.name))
+        decision = RouteDecision(cheapest.name, "compaction: the cheapest model summarises")
+
+        async def summarise(text: str, tokens: int) -> str:
+            ask = (
+                f"Summarise the text below in at most {max(tokens * 3 // 4, 20)} words, keeping "
+                f"every fact, figure and name a reader needs.\n\n{text}"
+            )
+            messages: list[dict[str, Any]] = [{"role": "user", "content": ask}]
+            completion = await self._call(task, agent, decision, messages, 0, attempts)
+            tally.add(completion)
+            return completion.content or ""
+
+        return summarise
+
+    async def _run_tools(
+        self, tools: Sequence[Tool], calls: tuple[ToolCall, ...]
+    ) -> list[dict[str, Any]]:
         answers = [""] * len(calls)
+        by_name = {t.name: t for t in tools}
 
         async def answer(index: int, call: ToolCall) -> None:
-            tool = agent.tool(call.name)
+            tool = by_name.get(call.name)
             if tool is None:
-                known = ", ".join(t.name for t in agent.tools) or "none"
+                known = ", ".join(by_name) or "none"
                 answers[index] = f"error: there is no tool {call.name!r} (tools: {known})"
             else:
                 answers[index] = await tool.call(call.arguments)
