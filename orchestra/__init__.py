@@ -9,7 +9,7 @@ Example:
 `import orchestra` stays fast: litellm is imported on the first model call.
 """
 
-from orchestra import routing
+from orchestra import checks, routing
 from orchestra.agents import Agent
 from orchestra.errors import (
     BudgetExceeded,
@@ -61,6 +61,7 @@ __all__ = [
     "Task",
     "Tool",
     "Usage",
+    "checks",
     "plan_problems",
     "routing",
     "simulated",

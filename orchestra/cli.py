@@ -1,8 +1,10 @@
-"""The `orchestra` command: run or plan a task, list models.
+"""The `orchestra` command: run or plan a task, list models, report on a run.
 
 With an `orchestra.toml` (or `--config`) it uses the models it configures; with none it runs on
-the built-in simulated constellation, offline, and says so on screen. Output is plain when
-stdout is not a terminal; `--json` prints the run's events as JSON lines.
+the built-in simulated constellation, offline, and says so on screen. `run` shows the live view
+(`orchestra.observe.live`): redrawn in place on a terminal, plain lines when stdout is not a
+terminal; `--json` prints the run's events as JSON lines instead. `run --report FILE` writes
+the HTML report; `run --events FILE` saves the events, from which `report` rebuilds it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from rich.console import Console
@@ -19,7 +22,9 @@ from rich.tree import Tree
 from orchestra.config import CONFIG_FILE, load_orchestra
 from orchestra.errors import BudgetExceeded, NodeFailed, OrchestraError
 from orchestra.models import simulated
-from orchestra.observe.events import EVENTS, Event, NodeFinished, PlanReady
+from orchestra.observe.events import Event, EventSink
+from orchestra.observe.jsonl import JsonLines, read_events
+from orchestra.observe.live import LiveView
 from orchestra.orchestra import Orchestra
 from orchestra.plan import Plan
 from orchestra.results import RunResult
@@ -32,29 +37,17 @@ SIMULATED_NOTICE = (
 )
 
 
-class _Printer:
-    """Prints a run's events as they come: one line per finished node, or JSON lines."""
+def _fan_out(sinks: Sequence[EventSink]) -> EventSink:
+    """One sink that hands each event to every sink, in order."""
 
-    def __init__(self, console: Console, *, as_json: bool) -> None:
-        self.console = console
-        self.as_json = as_json
+    def send(event: Event) -> None:
+        for sink in sinks:
+            sink(event)
 
-    def __call__(self, event: Event) -> None:
-        if self.as_json:
-            self.console.print_json(EVENTS.dump_json(event).decode(), indent=None)
-        elif isinstance(event, PlanReady):
-            self.console.print(f"plan ready: {len(event.task_ids)} tasks")
-        elif isinstance(event, NodeFinished):
-            mark = "[green]done[/]" if event.error is None else "[red]FAILED[/]"
-            self.console.print(
-                f"  {mark} {event.task_id:<16} {event.model or '-':<12} "
-                f"{event.seconds:6.2f}s  ${event.cost_usd:.6f}"
-                + (f"  {event.error}" if event.error else ""),
-                highlight=False,
-            )
+    return send
 
 
-def _orchestra(args: argparse.Namespace, console: Console, printer: _Printer | None) -> Orchestra:
+def _orchestra(args: argparse.Namespace, console: Console, printer: EventSink | None) -> Orchestra:
     config = Path(args.config) if args.config else Path(CONFIG_FILE)
     if args.config or config.exists():
         return load_orchestra(config, on_event=printer)
@@ -107,19 +100,57 @@ def _usage_table(result: RunResult) -> Table:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    printer = _Printer(console, as_json=args.json)
-    orch = _orchestra(args, console, printer)
-    try:
-        result = orch.run_sync(args.task)
-    except (NodeFailed, BudgetExceeded) as exc:
-        console.print(f"[red]{exc}[/]", highlight=False)
+    events: list[Event] = []
+    with ExitStack() as stack:
+        view = None if args.json else stack.enter_context(LiveView(console))
+        sinks: list[EventSink] = []
+        sinks.append(JsonLines(console.file) if view is None else view)
+        if args.events:
+            log = stack.enter_context(Path(args.events).open("w", encoding="utf-8"))
+            sinks.append(JsonLines(log))
+        if args.report:
+            sinks.append(events.append)
+        orch = _orchestra(args, console, _fan_out(sinks))
+        if view is not None:
+            view.budget = orch.budget
+        status = 0
+        try:
+            result = orch.run_sync(args.task)
+        except (NodeFailed, BudgetExceeded) as exc:
+            result, status = exc.result, 1
+            if view is not None:
+                view.close()
+            console.print(f"[red]{exc}[/]", highlight=False)
+    if args.report:
+        path = result.report(args.report, events=events)
         if not args.json:
-            console.print(_usage_table(exc.result))
-        return 1
+            console.print(f"report: {path}", highlight=False, markup=False)
     if not args.json:
         console.print(_usage_table(result))
-        console.rule("answer")
-        console.print(str(result.output), highlight=False, markup=False)
+        if status == 0:
+            console.rule("answer")
+            console.print(str(result.output), highlight=False, markup=False)
+    return status
+
+
+def _report(args: argparse.Namespace, console: Console) -> int:
+    source = Path(args.source)
+    if not source.is_file():
+        raise OrchestraError(
+            f"no event log at {args.source!r}; runs cannot be looked up by id until the "
+            "journal lands: save a run's events with `orchestra run TASK --events run.jsonl` "
+            "and pass that file (or use `orchestra run TASK --report report.html`)"
+        )
+    try:
+        events = read_events(source)
+    except ValueError as exc:
+        raise OrchestraError(f"{source}: {exc}") from None
+    if not events:
+        raise OrchestraError(f"{source} holds no events")
+    from orchestra.observe.report import write_report
+
+    path = write_report(args.output, events=events)
+    console.print(f"report: {path} ({len(events)} events)", highlight=False, markup=False)
     return 0
 
 
@@ -170,6 +201,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", parents=[common], help="plan a task with the boss and run it")
     run.add_argument("task")
+    run.add_argument("--report", metavar="FILE", help="write the run's HTML report to FILE")
+    run.add_argument("--events", metavar="FILE", help="save the run's events as JSON lines")
     run.set_defaults(handler=_run)
     plan = commands.add_parser("plan", parents=[common], help="show the boss's plan, run nothing")
     plan.add_argument("task")
@@ -177,6 +210,14 @@ def _parser() -> argparse.ArgumentParser:
     plan.set_defaults(handler=_plan)
     models = commands.add_parser("models", parents=[common], help="list the constellation")
     models.set_defaults(handler=_models)
+    report = commands.add_parser(
+        "report", help="write the HTML report of a run from its saved events"
+    )
+    report.add_argument("source", help="an event log (JSON lines) from `run --events FILE`")
+    report.add_argument(
+        "-o", "--output", default="report.html", help="where to write it (default report.html)"
+    )
+    report.set_defaults(handler=_report)
     return parser
 
 

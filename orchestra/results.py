@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestra.plan import Plan
+
+if TYPE_CHECKING:
+    from orchestra.observe.events import Event
 
 __all__ = ["Attempt", "NodeResult", "RunResult", "Usage"]
 
@@ -96,6 +102,9 @@ class NodeResult(BaseModel):
     finished: datetime
     attempts: tuple[Attempt, ...] = ()
     error: str | None = None
+    route: str | None = None
+    """Why the node ran where it did: the pin or the routing policy's reason, and for a
+    cascade every stage and check verdict (`; `-separated). None if it was never routed."""
 
     @property
     def cost_usd(self) -> float:
@@ -142,3 +151,14 @@ class RunResult(BaseModel):
     def seconds(self) -> float:
         """Wall time of the run."""
         return (self.finished - self.started).total_seconds()
+
+    def report(self, path: str | os.PathLike[str], *, events: Iterable[Event] = ()) -> Path:
+        """Write this run's HTML report to `path`: one self-contained file; returns the path.
+
+        Pass the run's events (collected with `on_event` or `Orchestra.stream`) to add the
+        routing reasons, retries, fallbacks and the boss's planning. See
+        `orchestra.observe.report`.
+        """
+        from orchestra.observe.report import write_report
+
+        return write_report(path, events=events, result=self)

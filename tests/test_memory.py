@@ -38,7 +38,7 @@ def test_truncate_fits_and_keeps_both_ends(text: str, tokens: int) -> None:
     else:
         assert "characters cut to fit the context window" in cut
         assert len(cut) <= tokens * 4 + 80
-        assert cut.startswith(text[: tokens])
+        assert cut.startswith(text[:tokens])
 
 
 @given(

@@ -1,2 +1,3 @@
-"""Observability: the typed events the core emits, and the sinks that subscribe to them.
-Nothing here runs models or changes a run; the core never prints."""
+"""Observability: the typed events the core emits, and what subscribes to them (the live view,
+the HTML report, JSON-lines logs, OpenTelemetry, `Orchestra.stream`). Nothing here decides
+anything in a run, and the core never prints."""

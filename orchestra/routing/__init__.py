@@ -1,7 +1,27 @@
-"""Routing: policies that choose a model spec for each node, with the reason.
-Calling models and scheduling nodes live elsewhere."""
+"""Routing: policies that choose the model(s) for each node, with the reason — single models,
+cascades that escalate when a check rejects, slack-aware placement — and fitting cascades on
+recorded answers. Calling models, checks themselves and scheduling nodes live elsewhere."""
 
 from orchestra.routing.base import RouteDecision, RouteRequest, RoutingPolicy
-from orchestra.routing.policies import Cheapest, Fixed
+from orchestra.routing.cascade import Cascade, Stage, dump_cascades, load_cascades
+from orchestra.routing.fit import Outcome, cross_validate, fit_cascades, replay
+from orchestra.routing.policies import Cheapest, Fixed, PerAgent
+from orchestra.routing.slack import SlackAware
 
-__all__ = ["Cheapest", "Fixed", "RouteDecision", "RouteRequest", "RoutingPolicy"]
+__all__ = [
+    "Cascade",
+    "Cheapest",
+    "Fixed",
+    "Outcome",
+    "PerAgent",
+    "RouteDecision",
+    "RouteRequest",
+    "RoutingPolicy",
+    "SlackAware",
+    "Stage",
+    "cross_validate",
+    "dump_cascades",
+    "fit_cascades",
+    "load_cascades",
+    "replay",
+]

@@ -1,19 +1,16 @@
-"""The simplest routing policies: a fixed model, and the cheapest good-enough model."""
+"""The simplest routing policies: a fixed model, the cheapest good-enough model, and a policy
+per agent."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from orchestra.errors import ConfigError
-from orchestra.models.spec import ModelSpec
-from orchestra.routing.base import RouteDecision, RouteRequest
+from orchestra.routing.base import RouteDecision, RouteRequest, RoutingPolicy
+from orchestra.routing.estimate import price
 
-__all__ = ["Cheapest", "Fixed"]
-
-
-def _price(spec: ModelSpec) -> float:
-    # A typical call reads more than it writes; weight prices like a 3:1 prompt:answer call.
-    return 3 * spec.input_cost + spec.output_cost
+__all__ = ["Cheapest", "Fixed", "PerAgent"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +44,8 @@ class Cheapest:
     """The cheapest model whose quality is at least `min_quality`.
 
     When no candidate reaches the bar, the strongest candidate is used, and the reason says so.
+    Models whose circuit is open, or that the budget left cannot pay for, are passed over
+    (`RouteRequest.usable`).
 
     Example:
         >>> import orchestra as oc
@@ -57,14 +56,32 @@ class Cheapest:
 
     def choose(self, request: RouteRequest) -> RouteDecision:
         """Pick the cheapest candidate at or above `min_quality` (ties: higher quality)."""
-        good = [s for s in request.candidates if s.quality >= self.min_quality]
+        usable = request.usable()
+        good = [s for s in usable if s.quality >= self.min_quality]
         if not good:
-            best = max(request.candidates, key=lambda s: s.quality)
+            best = max(usable, key=lambda s: s.quality)
             return RouteDecision(
                 best.name,
                 f"no model reaches quality {self.min_quality}; strongest is {best.quality}",
             )
-        pick = min(good, key=lambda s: (_price(s), -s.quality))
+        pick = min(good, key=lambda s: (price(s), -s.quality))
         return RouteDecision(
             pick.name, f"cheapest with quality >= {self.min_quality} (quality {pick.quality})"
         )
+
+
+@dataclass(frozen=True)
+class PerAgent:
+    """A policy per agent name (e.g. a cascade fitted per task type), `default` for the rest.
+
+    Example:
+        >>> import orchestra as oc
+        >>> policy = oc.routing.PerAgent({"coder": oc.routing.Fixed("mid")}, default=Cheapest(0.5))
+    """
+
+    policies: Mapping[str, RoutingPolicy]
+    default: RoutingPolicy = field(default_factory=Cheapest)
+
+    def choose(self, request: RouteRequest) -> RouteDecision:
+        """Ask the agent's policy (or the default)."""
+        return self.policies.get(request.agent.name, self.default).choose(request)

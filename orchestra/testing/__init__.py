@@ -4,6 +4,7 @@ modules (`orchestra.testing.plugin`, `orchestra.testing.strategies`)."""
 
 from orchestra.testing.constellation import fake_constellation
 from orchestra.testing.fake import FakeFailure, FakeModel, FakeReply, FakeRequest, FakeToolCall
+from orchestra.testing.recorded import RecordedAnswer, RecordedConstellation, RecordedQuery
 from orchestra.testing.server import (
     EmptyChoices,
     Error,
@@ -25,6 +26,9 @@ __all__ = [
     "FakeToolCall",
     "Malformed",
     "OpenAICompatibleServer",
+    "RecordedAnswer",
+    "RecordedConstellation",
+    "RecordedQuery",
     "RecordedRequest",
     "Reply",
     "StreamCut",

@@ -336,7 +336,7 @@ def _register() -> None:
             )
         litellm_params: dict[str, Any] = kwargs.get("litellm_params") or {}
         options: dict[str, Any] = kwargs.get("optional_params") or {}
-        call = {
+        call: dict[str, Any] = {
             "messages": list(kwargs.get("messages") or []),
             "metadata": litellm_params.get("metadata") or {},
             "tools": list(options.get("tools") or []),

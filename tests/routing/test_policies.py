@@ -84,6 +84,33 @@ async def test_cheapest_none_above_bar_takes_strongest_and_says_so() -> None:
     assert decision.reason == "no model reaches quality 0.95; strongest is 0.9"
 
 
+async def test_cheapest_skips_models_whose_circuit_is_open() -> None:
+    """A model with an open breaker is passed over; if every model is, it is used anyway."""
+    skipping = oc.RouteRequest(TASK, AGENT, "p", (CHEAP, MID), unavailable=frozenset({"cheap"}))
+    assert oc.routing.Cheapest().choose(skipping).model == "mid"
+    all_down = oc.RouteRequest(TASK, AGENT, "p", (CHEAP,), unavailable=frozenset({"cheap"}))
+    assert oc.routing.Cheapest().choose(all_down).model == "cheap"
+
+
+async def test_cheapest_skips_models_the_budget_cannot_pay_for() -> None:
+    """With a budget left, models whose predicted cost exceeds it are left out."""
+    costly = spec("costly", price=1000.0, quality=0.9)
+    left = 2 * oc.routing.estimate.predicted_cost(MID, "p")
+    tight = oc.RouteRequest(TASK, AGENT, "p", (costly, MID), budget_left_usd=left)
+    assert oc.routing.Cheapest(min_quality=0.7).choose(tight).model == "mid"
+    broke = oc.RouteRequest(TASK, AGENT, "p", (costly, MID), budget_left_usd=0.0)
+    assert broke.usable() == (MID,)  # none fits: the cheapest is kept
+
+
+async def test_per_agent_uses_the_agents_policy_else_default() -> None:
+    """PerAgent asks the policy named by the agent, and the default for other agents."""
+    policy = oc.routing.PerAgent({"a": oc.routing.Fixed("strong")}, default=oc.routing.Fixed("mid"))
+    assert policy.choose(request(CHEAP, MID, STRONG)).model == "strong"
+    other = oc.RouteRequest(TASK, oc.Agent(name="b"), "p", (CHEAP, MID, STRONG))
+    assert policy.choose(other).model == "mid"
+    assert oc.routing.PerAgent({}).choose(other).model == "cheap"
+
+
 # -- through Orchestra ----------------------------------------------------------------------
 
 PROFILES = {

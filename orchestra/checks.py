@@ -1,0 +1,442 @@
+"""Checks and balances: judge a node's answers, accept one, or say why not.
+
+Vocabulary:
+
+- An **answer** (`Answer`) is what one model said for a node: its text (None when the call
+  failed), the model, the cost, the cascade stage that asked it.
+- A **key** is an answer's *final answer*, normalised, so that two models that reach the same
+  result in different words compare equal: `"$17,500"` and `"17500.00"` share the key
+  `"17500"`; `'abc'` and `abc` share `abc`. `answer_key` extracts the final answer from a
+  structured reply (a JSON object with an `answer` field, fenced or not), or from an
+  `Answer: ...` line or a `\\boxed{...}`; a reply with none has no key (None) and agrees with
+  nothing.
+- A **check** (the `Check` protocol, one async method `judge`) looks at every answer a node has
+  so far and gives a **verdict**: accepted, with the answer to keep, or rejected, with a best
+  guess and the reason. A cascade (`orchestra.routing.Cascade`) asks more models when a check
+  rejects; at the last stage the best guess is kept.
+
+Checks here: `Agree` (at least N answers share a key), `Vote` (plurality, always accepts) and
+`Verify` (another model judges the answer). The rule shared by all of them: among tied groups
+the one holding the *latest* answer wins, because cascades ask stronger models later.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+import warnings
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from orchestra.errors import OrchestraError
+
+__all__ = [
+    "Agree",
+    "Answer",
+    "AnswerKey",
+    "AskModel",
+    "Check",
+    "CheckContext",
+    "Verdict",
+    "Verify",
+    "Vote",
+    "answer_key",
+    "final_answer",
+    "normalise_answer",
+    "plurality",
+]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one model answered for a node."""
+
+    model: str
+    """Spec name of the model that answered (after any fallback)."""
+    text: str | None
+    """The reply's text; None when the call failed."""
+    cost_usd: float = 0.0
+    stage: int = 0
+    """The cascade stage that asked for it, from 0."""
+    error: str | None = None
+    """Why the call failed, when it did."""
+    asked: str | None = None
+    """The model the route named, when another (a fallback) answered instead."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the model answered."""
+        return self.text is not None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A check's judgement: accept `answer`, or reject it (it is then the best guess)."""
+
+    accepted: bool
+    answer: Answer | None
+    """The answer to keep; when rejected, the best guess (None: no usable answer at all)."""
+    reason: str
+
+
+AskModel = Callable[[str, str], Awaitable[str]]
+"""Ask model `name` a one-message `prompt` for the node being judged; returns the reply text.
+Its calls count towards the node's usage and emit `model_called` events like any other."""
+AnswerKey = Callable[[str], "str | None"]
+"""Turns a reply's text into the key answers are compared by (None: no usable answer)."""
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What a check may use besides the answers: the node's prompt, and its models."""
+
+    prompt: str
+    ask: AskModel
+
+
+class Check(Protocol):
+    """Judges a node's answers so far (see the module docstring)."""
+
+    async def judge(self, answers: Sequence[Answer], context: CheckContext) -> Verdict:
+        """Accept one of `answers`, or reject them with a best guess and the reason."""
+        ...
+
+
+# -- final answers and their keys ------------------------------------------------------------
+
+_FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n(.*?)```", re.DOTALL)
+# `"answer": "..."` (a JSON string with escapes) or `"answer": 42` (a bare value).
+_ANSWER_FIELD = re.compile(r'"answer"\s*:\s*("(?:[^"\\]|\\.)*"|[^,}\n]+)', re.DOTALL)
+_ANSWER_LINE = re.compile(r"(?im)^[^\n]*?\banswer(?:\s+is)?\s*[:=][ \t]*(.+?)\s*$")
+_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+")
+_UNITS = re.compile(r"\s*(?:dollars?|cents?|units?|%|percent)$", re.IGNORECASE)
+
+
+def _boxed(text: str) -> str | None:
+    """The content of the last `\\boxed{...}`, braces balanced."""
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    depth, begin = 0, start + len("\\boxed{")
+    for index in range(begin, len(text)):
+        char = text[index]
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            if depth == 0:
+                return text[begin:index]
+            depth -= 1
+    return None
+
+
+# LaTeX in JSON strings is often written with single backslashes: `\frac` would decode as a
+# form feed and "rac", `\sqrt` not at all. Escaped pairs (`\\`) are kept; a backslash is
+# doubled when the escape is invalid JSON, or is a control character no answer means (`\f`,
+# `\b`), or starts a common LaTeX command (`\neq`, `\times`, `\right`...).
+_LONE_BACKSLASH = re.compile(
+    r"\\\\|\\(?=[^\"\\/bfnrtu]|[fb][A-Za-z]|u(?![0-9A-Fa-f]{4})"
+    r"|n(?:eq|e\b|abla|ot|u\b|i\b)|t(?:imes|heta|ext|an|au|o\b|op|frac)"
+    r"|r(?:ight|ho|angle|ceil|floor))"
+)
+
+
+def _repair_escapes(block: str) -> str:
+    return _LONE_BACKSLASH.sub(lambda m: m.group(0) if len(m.group(0)) == 2 else "\\\\", block)
+
+
+def _json_answer(block: str) -> str | None:
+    try:
+        # strict=False: models often put raw newlines inside JSON strings.
+        value: Any = json.loads(_repair_escapes(block), strict=False)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    fields = cast(dict[str, Any], value)
+    if "answer" not in fields:
+        return None
+    found = fields["answer"]
+    return found if isinstance(found, str) else json.dumps(found)
+
+
+def _field_answer(text: str) -> str | None:
+    matches = _ANSWER_FIELD.findall(text)
+    if not matches:
+        return None
+    raw = str(matches[-1]).strip()
+    if raw.startswith('"'):
+        try:
+            return str(json.loads(raw, strict=False))
+        except ValueError:
+            # Invalid JSON escapes (LaTeX such as `\(`) are common: keep the text as written.
+            return raw[1:-1]
+    return raw
+
+
+def final_answer(text: str) -> str | None:
+    """The final answer stated in a reply, or None when it states none.
+
+    Looks, in order, for a JSON object with an `answer` field (in a fenced block, or the whole
+    reply), an `"answer": ...` field in broken JSON, a `\\boxed{...}`, and an `Answer: ...`
+    line.
+
+    Example:
+        >>> final_answer('```json\\n{"reasoning": "3 * 60 * 3", "answer": "540"}\\n```')
+        '540'
+        >>> final_answer("So the result is \\\\boxed{\\\\frac{1}{2}}.")
+        '\\\\frac{1}{2}'
+        >>> final_answer("I am not sure.") is None
+        True
+    """
+    for block in reversed(_FENCE.findall(text)):
+        found = _json_answer(block)
+        if found is not None:
+            return found
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        found = _json_answer(stripped)
+        if found is not None:
+            return found
+    for find in (_field_answer, _boxed):
+        found = find(text)
+        if found is not None:
+            return found
+    lines = _ANSWER_LINE.findall(text)
+    return str(lines[-1]) if lines else None
+
+
+def _number(text: str) -> str | None:
+    core = _UNITS.sub("", text.strip().lstrip("$").strip())
+    if not _NUMBER.fullmatch(core):
+        return None
+    value = float(core.replace(",", ""))
+    if math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    return repr(value)
+
+
+def _literal(text: str) -> str | None:
+    if not text or text[0] not in "'\"[({-+.0123456789TFN":
+        return None  # not a Python literal: skip the parser (and its warnings)
+    with warnings.catch_warnings():
+        # literal_eval warns (SyntaxWarning) on odd escapes; a failed parse is the answer here.
+        warnings.simplefilter("ignore")
+        try:
+            value: Any = ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return None
+    if isinstance(value, str):
+        return value  # spacing inside a string literal is part of the answer
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    return _spaces(repr(value))
+
+
+def _spaces(text: str) -> str:
+    # Spacing carries no meaning next to symbols ("x + 1" is "x+1"), but does between words.
+    text = re.sub(r"\s+", " ", text.strip())
+    return re.sub(r"\s*([^\w\s])\s*", r"\1", text)
+
+
+_LATEX = (
+    ("\\dfrac", "\\frac"),
+    ("\\tfrac", "\\frac"),
+    ("\\left", ""),
+    ("\\right", ""),
+    ("\\!", ""),
+    ("\\,", ""),
+    ("\\;", ""),
+    ("^\\circ", ""),
+    ("^{\\circ}", ""),
+)
+
+
+def normalise_answer(answer: str) -> str:
+    """A canonical form of a final answer, for comparing answers (not for display).
+
+    Numbers lose currency signs, thousands separators, trailing zeros and units
+    (`"$17,500.00"` → `"17500"`); Python literals are parsed and strings unquoted
+    (`"'abc'"` → `"abc"`); math loses `$...$`, `\\boxed{}`, `\\text{}` and `\\left`/`\\right`;
+    spacing next to symbols is dropped. Case is kept: `'CW'` and `'cw'` are different outputs.
+
+    Example:
+        >>> normalise_answer("$17,500.00"), normalise_answer("'abc'"), normalise_answer("$x + 1$")
+        ('17500', 'abc', 'x+1')
+    """
+    text = answer.strip()
+    if len(text) > 1 and text.startswith("$") and text.endswith("$") and text.count("$") == 2:
+        text = text[1:-1].strip()
+    boxed = _boxed(text)
+    if boxed is not None and text.startswith("\\boxed{") and text.endswith("}"):
+        text = boxed.strip()
+    number = _number(text)
+    if number is not None:
+        return number
+    literal = _literal(text)
+    if literal is not None:
+        return literal
+    for old, new in _LATEX:
+        text = text.replace(old, new)
+    text = re.sub(r"\\(?:text|mathrm|textbf)\{([^{}]*)\}", r"\1", text)
+    return _spaces(text)
+
+
+def answer_key(text: str) -> str | None:
+    """The key answers are compared by: the normalised final answer (None: none stated).
+
+    Example:
+        >>> answer_key('{"answer": "$12.00"}') == answer_key('The answer is: 12')
+        True
+    """
+    found = final_answer(text)
+    return None if found is None else normalise_answer(found)
+
+
+def plurality(keys: Sequence[str | None]) -> tuple[int, int] | None:
+    """The largest group of equal keys: (index of its latest member, its size).
+
+    Ties go to the group holding the latest key (later cascade stages ask stronger models);
+    None keys are left out; None when no key is left.
+
+    Example:
+        >>> plurality(["7", "9", "7", None, "9"])
+        (4, 2)
+    """
+    sizes: dict[str, int] = {}
+    latest: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        if key is not None:
+            sizes[key] = sizes.get(key, 0) + 1
+            latest[key] = index
+    if not sizes:
+        return None
+    best = max(sizes, key=lambda key: (sizes[key], latest[key]))
+    return latest[best], sizes[best]
+
+
+def _short(text: str, limit: int = 40) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _keyed(answers: Sequence[Answer], key: AnswerKey) -> list[str | None]:
+    return [key(a.text) if a.text is not None else None for a in answers]
+
+
+def _latest_ok(answers: Sequence[Answer]) -> Answer | None:
+    return next((a for a in reversed(answers) if a.ok), None)
+
+
+# -- the checks ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Agree:
+    """Accept when at least `min_agree` answers share a key (the classic agreement cascade).
+
+    Example:
+        >>> import orchestra as oc
+        >>> stage = oc.routing.Stage(("cheap-a", "cheap-b"), check=Agree(2))
+    """
+
+    min_agree: int = 2
+    key: AnswerKey = answer_key
+
+    def __post_init__(self) -> None:
+        if self.min_agree < 1:
+            raise ValueError(f"Agree needs min_agree >= 1, not {self.min_agree}")
+
+    def decide(self, answers: Sequence[Answer]) -> Verdict:
+        """The verdict, computed without any model call."""
+        keys = _keyed(answers, self.key)
+        top = plurality(keys)
+        if top is None:
+            return Verdict(False, _latest_ok(answers), "no answer states a final answer")
+        index, size = top
+        if size >= self.min_agree:
+            reason = f"{size} of {len(answers)} answers agree on {_short(str(keys[index]))!r}"
+            return Verdict(True, answers[index], reason)
+        shown = ", ".join(repr(_short(k, 20)) if k is not None else "none" for k in keys)
+        return Verdict(
+            False, answers[index], f"fewer than {self.min_agree} answers agree ({shown})"
+        )
+
+    async def judge(self, answers: Sequence[Answer], context: CheckContext) -> Verdict:
+        """Accept the largest group of equal answers if it has `min_agree` members."""
+        return self.decide(answers)
+
+
+@dataclass(frozen=True)
+class Vote:
+    """Accept the most common answer (ties: the latest answer's group); a cascade's last word.
+
+    It rejects only when no model answered. Answers stating no final answer are outvoted by any
+    that does; if none does, the latest answer is kept.
+    """
+
+    key: AnswerKey = answer_key
+
+    def decide(self, answers: Sequence[Answer]) -> Verdict:
+        """The verdict, computed without any model call."""
+        keys = _keyed(answers, self.key)
+        top = plurality(keys)
+        if top is None:
+            latest = _latest_ok(answers)
+            if latest is None:
+                return Verdict(False, None, "no model answered")
+            return Verdict(True, latest, "no final answer stated; kept the latest answer")
+        index, size = top
+        reason = f"vote: {size} of {len(answers)} for {_short(str(keys[index]))!r}"
+        return Verdict(True, answers[index], reason)
+
+    async def judge(self, answers: Sequence[Answer], context: CheckContext) -> Verdict:
+        """Accept the plurality answer."""
+        return self.decide(answers)
+
+
+_VERIFY_PROMPT = """You check another model's answer.
+
+## Task
+{prompt}
+
+## Proposed answer
+{answer}
+
+Is the proposed answer correct? Reply with YES or NO on the first line, then one sentence why."""
+
+
+@dataclass(frozen=True)
+class Verify:
+    """Ask another model (`model`, a spec name) whether the latest answer is correct.
+
+    The verifier's reply must start with YES to accept. Its call is the node's, counted in its
+    usage; if it fails, the answer is rejected (a cascade then escalates).
+
+    Example:
+        >>> import orchestra as oc
+        >>> stage = oc.routing.Stage(("fast",), check=Verify("mid"))
+    """
+
+    model: str
+    template: str = _VERIFY_PROMPT
+    """The verifier's prompt, with `{prompt}` (the node's) and `{answer}` filled in."""
+
+    async def judge(self, answers: Sequence[Answer], context: CheckContext) -> Verdict:
+        """Accept the latest answer if the verifier says YES."""
+        latest = _latest_ok(answers)
+        if latest is None or latest.text is None:
+            return Verdict(False, None, "no model answered")
+        prompt = self.template.replace("{prompt}", context.prompt).replace("{answer}", latest.text)
+        try:
+            reply = await context.ask(self.model, prompt)
+        except OrchestraError as exc:
+            reason = f"verifier {self.model!r} failed: {_short(str(exc), 160)}"
+            return Verdict(False, latest, reason)
+        first = reply.strip().split("\n", 1)[0].strip().upper()
+        verdict = "YES" if first.startswith("YES") else "NO"
+        return Verdict(
+            verdict == "YES", latest, f"verifier {self.model!r} says {verdict}: {_short(reply)}"
+        )

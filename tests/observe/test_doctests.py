@@ -1,0 +1,25 @@
+"""The examples in the observe modules' docstrings run and say what they show."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "orchestra.observe.charts",
+    "orchestra.observe.digest",
+    "orchestra.observe.jsonl",
+    "orchestra.observe.live",
+    "orchestra.observe.otel",
+    "orchestra.observe.tracker",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    """Every `>>>` example of the module gives the output written under it."""
+    module = importlib.import_module(name)
+    failed, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
+    assert tried > 0 and failed == 0

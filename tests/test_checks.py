@@ -1,0 +1,202 @@
+"""Checks and balances: final answers, their keys, and the Agree / Vote / Verify verdicts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from orchestra.checks import (
+    Agree,
+    Answer,
+    CheckContext,
+    Verify,
+    Vote,
+    answer_key,
+    final_answer,
+    normalise_answer,
+    plurality,
+)
+from orchestra.errors import ModelError
+
+pytestmark = pytest.mark.anyio
+
+
+def said(model: str, text: str | None) -> Answer:
+    """An answer of `model` stating `text` as its JSON answer (None: the call failed)."""
+    return Answer(model=model, text=None if text is None else json.dumps({"answer": text}))
+
+
+async def no_model(model: str, prompt: str) -> str:
+    """An `ask` for checks that must not call models."""
+    raise AssertionError("this check must not call a model")
+
+
+CONTEXT = CheckContext(prompt="What is 6 * 7?", ask=no_model)
+
+
+# -- final answers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('```json\n{"reasoning": "6 * 7", "answer": "42"}\n```', "42"),
+        ('{"reasoning": "r", "answer": 42}', "42"),
+        ('Sure.\n```json\n{"reasoning": "a\nb", "answer": "x"}\n```', "x"),  # raw newline
+        ('{"reasoning": "\\(x\\)", "answer": "\\frac{1}{2}"}', "\\frac{1}{2}"),  # LaTeX escapes
+        ('{"answer": "-\\\\frac{33}{20}"}', "-\\frac{33}{20}"),  # properly escaped LaTeX
+        ('"reasoning": "broken json, "answer": "7"', "7"),
+        ("We get \\boxed{\\frac{3}{4}} in the end.", "\\frac{3}{4}"),
+        ("Reasoning...\nFinal answer: 12 apples", "12 apples"),
+        ("I cannot tell.", None),
+        ('```json\n{"reasoning": "no answer field"}\n```', None),
+    ],
+)
+def test_final_answer_finds_the_stated_answer(text: str, expected: str | None) -> None:
+    """The answer field of fenced, bare or broken JSON, a boxed value or an Answer: line."""
+    assert final_answer(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("$17,500", "17500.00"),
+        ("5.0", "5"),
+        ("12 dollars", "12"),
+        ("'abc'", "abc"),
+        ("''", ""),
+        ("$x + 1$", "x+1"),
+        ("\\dfrac{1}{2}", "\\frac{1}{2}"),
+        ("\\boxed{\\left(1, 2\\right)}", "(1,2)"),
+        ("[1,2, 3]", "[1, 2, 3]"),
+        ("10\\text{ cm}", "10 cm"),
+    ],
+)
+def test_equivalent_answers_share_a_key(one: str, other: str) -> None:
+    """Formatting differences (currency, separators, quotes, LaTeX, spacing) vanish."""
+    assert normalise_answer(one) == normalise_answer(other)
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [("'CW'", "'cw'"), ("'  a'", "'a'"), ("1.5", "15"), ("[1, 2]", "[2, 1]"), ("x+1", "x-1")],
+)
+def test_different_answers_keep_different_keys(one: str, other: str) -> None:
+    """Case, spacing inside string literals, order and signs are meaningful."""
+    assert normalise_answer(one) != normalise_answer(other)
+
+
+@given(st.integers(min_value=-(10**12), max_value=10**12))
+def test_number_formats_share_a_key(number: int) -> None:
+    """An integer written plainly, with separators, a currency sign or decimals: one key."""
+    forms = [f"{number}", f"{number:,}", f"{number}.00", f'"{number}"']
+    if number >= 0:
+        forms.append(f"${number:,}")
+    keys = {answer_key(json.dumps({"answer": form})) for form in forms}
+    assert keys == {str(number)}
+
+
+@given(st.text(max_size=40))
+def test_normalising_never_raises_and_is_stable(text: str) -> None:
+    """Any text normalises without error, and a key normalises to itself... or to a fixpoint."""
+    once = normalise_answer(text)
+    twice = normalise_answer(once)
+    assert normalise_answer(twice) == twice
+
+
+# -- plurality -------------------------------------------------------------------------------
+
+
+@settings(max_examples=50)
+@given(st.lists(st.one_of(st.none(), st.sampled_from("abc")), max_size=8))
+def test_plurality_is_a_largest_group_ties_to_the_latest(keys: list[str | None]) -> None:
+    """The group returned is a largest one, and the latest among the largest."""
+    top = plurality(keys)
+    present = [k for k in keys if k is not None]
+    if not present:
+        assert top is None
+        return
+    assert top is not None
+    index, size = top
+    counts = {k: present.count(k) for k in present}
+    assert size == max(counts.values()) == counts[keys[index]]  # type: ignore[index]
+    largest = [i for i, k in enumerate(keys) if k is not None and counts[k] == size]
+    assert index == max(largest)
+
+
+# -- the checks ------------------------------------------------------------------------------
+
+
+async def test_agree_accepts_a_large_enough_group() -> None:
+    """Agree(2) accepts two equal keys, keeping the group's latest answer."""
+    answers = [said("a", "42"), said("b", "41"), said("c", "42.0")]
+    verdict = await Agree(2).judge(answers, CONTEXT)
+    assert verdict.accepted and verdict.answer is answers[2]
+    assert verdict.reason == "2 of 3 answers agree on '42'"
+
+
+async def test_agree_rejects_with_a_best_guess() -> None:
+    """Without agreement the verdict is a rejection whose best guess is the latest answer."""
+    answers = [said("a", "1"), said("b", "2")]
+    verdict = await Agree(2).judge(answers, CONTEXT)
+    assert not verdict.accepted and verdict.answer is answers[1]
+    assert "fewer than 2 answers agree ('1', '2')" in verdict.reason
+
+
+async def test_agree_ignores_failed_and_unstated_answers() -> None:
+    """Failed calls and replies with no final answer agree with nothing."""
+    answers = [said("a", None), Answer(model="b", text="no idea"), said("c", "3")]
+    assert not (await Agree(2).judge(answers, CONTEXT)).accepted
+    none_stated = await Agree(1).judge(answers[:2], CONTEXT)
+    assert not none_stated.accepted and none_stated.answer is answers[1]
+
+
+def test_agree_needs_a_positive_bar() -> None:
+    """Agree(0) makes no sense and is refused."""
+    with pytest.raises(ValueError, match="min_agree"):
+        Agree(0)
+
+
+async def test_vote_keeps_the_plurality_or_the_latest() -> None:
+    """Vote accepts the largest group; on ties the latest; with no keys the latest answer."""
+    answers = [said("a", "1"), said("b", "2"), said("c", "2")]
+    assert (await Vote().judge(answers, CONTEXT)).answer is answers[2]
+    tie = [said("a", "1"), said("b", "2")]
+    assert (await Vote().judge(tie, CONTEXT)).answer is tie[1]
+    vague = [Answer(model="a", text="hmm"), Answer(model="b", text=None)]
+    verdict = await Vote().judge(vague, CONTEXT)
+    assert verdict.accepted and verdict.answer is vague[0]
+    failed = await Vote().judge([Answer(model="a", text=None, error="500")], CONTEXT)
+    assert not failed.accepted and failed.answer is None
+
+
+async def test_verify_reads_the_verifiers_first_line() -> None:
+    """Verify asks its model with the prompt and answer filled in; YES accepts."""
+    asked: list[tuple[str, str]] = []
+
+    async def ask(model: str, prompt: str) -> str:
+        asked.append((model, prompt))
+        return "yes — 6 * 7 = 42" if len(asked) == 1 else "No. It is 42."
+
+    context = CheckContext(prompt="What is 6 * 7?", ask=ask)
+    answers = [said("a", "42")]
+    accepted = await Verify("judge").judge(answers, context)
+    assert accepted.accepted and accepted.answer is answers[0]
+    assert asked[0][0] == "judge" and "What is 6 * 7?" in asked[0][1]
+    assert answers[0].text is not None and answers[0].text in asked[0][1]
+    rejected = await Verify("judge").judge(answers, context)
+    assert not rejected.accepted and "says NO" in rejected.reason
+
+
+async def test_verify_failing_verifier_rejects() -> None:
+    """A verifier call that fails is a rejection (the answer stays the best guess)."""
+
+    async def broken(model: str, prompt: str) -> str:
+        raise ModelError("model 'judge': server error", model="judge", status_code=500)
+
+    verdict = await Verify("judge").judge([said("a", "1")], CheckContext("p", broken))
+    assert not verdict.accepted and "failed" in verdict.reason
+    assert not (await Verify("judge").judge([], CheckContext("p", broken))).accepted
