@@ -16,7 +16,7 @@ import anyio
 
 from orchestra._sync import run_sync
 from orchestra.agents import Agent
-from orchestra.errors import BudgetExceeded, ConfigError, NodeFailed, PlanError
+from orchestra.errors import BudgetExceeded, ConfigError, NodeFailed, OrchestraError, PlanError
 from orchestra.execution.limits import Budget, ModelLimits, estimate_tokens
 from orchestra.execution.runner import NodeRunner, as_text
 from orchestra.execution.scheduler import Schedule, Scheduler
@@ -26,6 +26,7 @@ from orchestra.models.constellation import Constellation
 from orchestra.models.resilience import Resilience
 from orchestra.models.spec import ModelSpec
 from orchestra.observe.events import (
+    BudgetStopped,
     Event,
     EventSink,
     PlanReady,
@@ -254,7 +255,18 @@ class Orchestra:
             return await self._execute(context, planned)
         answer = None
         with anyio.move_on_after(budget.max_seconds or math.inf):
-            answer = await planner.plan(task, inputs=list(context.inputs), run_id=run_id)
+            try:
+                answer = await planner.plan(task, inputs=list(context.inputs), run_id=run_id)
+            except OrchestraError:
+                self._emit(
+                    RunFinished(
+                        run_id=run_id,
+                        status="failed",
+                        cost_usd=0.0,
+                        seconds=(_now() - started).total_seconds(),
+                    )
+                )
+                raise
         if answer is None:
             result = self._result(run_id, None, Schedule(stopped="max_seconds"), started)
             raise BudgetExceeded(
@@ -500,6 +512,15 @@ class Orchestra:
     def _finish(self, context: _RunContext, plan: Plan | None, schedule: Schedule) -> RunResult:
         run_id, budget = context.run_id, context.budget
         result = self._result(run_id, plan, schedule, context.started)
+        if schedule.stopped is not None:
+            self._emit(
+                BudgetStopped(
+                    run_id=run_id,
+                    limit=schedule.stopped,
+                    cost_usd=result.cost_usd,
+                    tokens=result.usage.total_tokens,
+                )
+            )
         self._emit(
             RunFinished(
                 run_id=run_id,

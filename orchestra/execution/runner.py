@@ -385,6 +385,7 @@ class NodeRunner:
                         reason=decision.reason,
                         seconds=self._clock() - started,
                         error=str(exc),
+                        error_type=str(exc.status_code or type(exc.__cause__ or exc).__name__),
                     )
                 )
                 raise
