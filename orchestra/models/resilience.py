@@ -114,6 +114,18 @@ class CallContext:
     """Spending beyond the answer: cancelled hedges."""
 
 
+@dataclass(frozen=True)
+class _Call:
+    """One call's fixed parts, shared by its retries, fallbacks and hedges."""
+
+    models: Constellation
+    send: Send
+    context: CallContext
+    hedge: HedgePolicy | None
+    estimate: int
+    """Prompt tokens, estimated: what a cancelled hedge is charged."""
+
+
 class Resilience:
     """Retries, fallbacks, breakers and hedging around single model calls (see module doc)."""
 
@@ -148,6 +160,7 @@ class Resilience:
         """
         spec = models[first]
         chain = [first, *(name for name in spec.fallbacks if name != first)]
+        call = _Call(models, send, context, hedge, estimate_tokens)
         errors: list[ModelError] = []
         try:
             with anyio.fail_after(spec.retry.deadline or math.inf):
@@ -158,9 +171,7 @@ class Resilience:
                         continue
                     last_resort = _next_usable(chain, index, models, None) is None
                     try:
-                        return await self._retrying(
-                            models, candidate, send, context, hedge, estimate_tokens, last_resort
-                        )
+                        return await self._retrying(call, candidate, last_resort)
                     except ModelError as exc:
                         errors.append(exc)
                         following = _next_usable(chain, index, models, exc)
@@ -194,17 +205,8 @@ class Resilience:
             context_overflow=last.context_overflow,
         ) from last
 
-    async def _retrying(
-        self,
-        models: Constellation,
-        spec: ModelSpec,
-        send: Send,
-        context: CallContext,
-        hedge: HedgePolicy | None,
-        estimate: int,
-        last_resort: bool,
-    ) -> Completion:
-        policy = spec.retry
+    async def _retrying(self, call: _Call, spec: ModelSpec, last_resort: bool) -> Completion:
+        policy, context = spec.retry, call.context
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
@@ -238,21 +240,11 @@ class Resilience:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(
-                    models, spec, send, context, hedge, estimate, last_resort
-                )
+                return await self._attempt(call, spec, last_resort)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
-    async def _attempt(
-        self,
-        models: Constellation,
-        spec: ModelSpec,
-        send: Send,
-        context: CallContext,
-        hedge: HedgePolicy | None,
-        estimate: int,
-        last_resort: bool,
-    ) -> Completion:
+    async def _attempt(self, call: _Call, spec: ModelSpec, last_resort: bool) -> Completion:
+        context = call.context
         breaker = self.breakers.get(spec.name, spec.breaker)
         before = breaker.state
         if not breaker.allow():
@@ -269,10 +261,10 @@ class Resilience:
         self._breaker_event(context, spec.name, breaker, before)
         started, clock = _now(), self._clock()
         try:
-            if hedge is None:
-                completion = await send(spec)
+            if call.hedge is None:
+                completion = await call.send(spec)
             else:
-                completion = await self._hedged(models, spec, send, context, hedge, estimate)
+                completion = await self._hedged(call, spec, call.hedge)
         except ModelError as exc:
             before = breaker.state
             # Rate limits say the provider is busy, not broken: Retry-After handles them.
@@ -302,19 +294,12 @@ class Resilience:
         self._record(context, completion.model, started, None, None)
         return completion
 
-    async def _hedged(
-        self,
-        models: Constellation,
-        spec: ModelSpec,
-        send: Send,
-        context: CallContext,
-        hedge: HedgePolicy,
-        estimate: int,
-    ) -> Completion:
+    async def _hedged(self, call: _Call, spec: ModelSpec, hedge: HedgePolicy) -> Completion:
+        send, context, estimate = call.send, call.context, call.estimate
         delay = hedge.after if hedge.after is not None else self.p95(spec.name, hedge.min_samples)
         if delay is None:
             return await send(spec)
-        second = models[hedge.model] if hedge.model is not None else spec
+        second = call.models[hedge.model] if hedge.model is not None else spec
         answers: dict[str, Completion] = {}
         errors: dict[str, ModelError] = {}
         started: list[str] = ["primary"]
