@@ -15,27 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from typing import Any
 
 import anyio
 import networkx as nx
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from _common import TASKS  # keeps litellm offline too: imported before orchestra
 
 import orchestra as oc
 from orchestra.models.client import ModelClient
 from orchestra.plan import render_prompt
-
-TASKS = [
-    "Compare the unit economics of small and large models",
-    "Plan a migration of an inference fleet from GPUs to wafer-scale chips",
-    "Assess the risks of running production traffic on three LLM providers",
-]
 
 
 async def planned(task: str, scale: float) -> tuple[float, float, oc.Plan]:

@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import time
 
+import _common  # noqa: F401 - keeps litellm offline: imported before orchestra
 import anyio
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import orchestra as oc
 from orchestra.execution.state import DagState

@@ -10,23 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 
 import anyio
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from _common import TASKS  # keeps litellm offline too: imported before orchestra
 
 import orchestra as oc
 from orchestra.models import simulated
-
-TASKS = [
-    "Compare the unit economics of small and large models",
-    "Plan a migration of an inference fleet from GPUs to wafer-scale chips",
-    "Assess the risks of running production traffic on three LLM providers",
-]
 
 
 async def measure(task: str, *, stream: bool, scale: float) -> tuple[float, float]:
