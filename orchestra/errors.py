@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BudgetExceeded",
     "ConfigError",
+    "JournalError",
     "ModelError",
     "NodeFailed",
     "OrchestraError",
@@ -114,4 +115,27 @@ class NodeFailed(OrchestraError):
     def __init__(self, message: str, *, task_id: str, result: RunResult) -> None:
         super().__init__(message)
         self.task_id = task_id
+        self.result = result
+
+
+class JournalError(OrchestraError):
+    """The run journal cannot be used: it cannot be written or read, holds no such run, was
+    written by a newer orchestra, or the run is being resumed by another process.
+
+    A run whose journal stops accepting writes stops before its next model call; `result` is
+    then the partial `RunResult` (None when the run stopped before it began). `run_id` names
+    the run concerned and `path` the journal file, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str | None = None,
+        path: str | None = None,
+        result: RunResult | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.path = path
         self.result = result

@@ -13,16 +13,18 @@ in `after`) or by the run's input `name`; in a map task, `{item}` is the item. O
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, ClassVar
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-import networkx as nx
 from pydantic import AfterValidator, ConfigDict, Field, ValidationError
 
 from orchestra._base import Frozen, Names, describe_validation_error
 from orchestra.errors import OrchestraError, PlanError
 
-__all__ = ["Plan", "Task", "placeholders", "render_prompt", "substitute"]
+if TYPE_CHECKING:
+    import networkx as nx
+
+__all__ = ["Plan", "Task", "dependencies_first", "placeholders", "render_prompt", "substitute"]
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_-]*)\}")
 TASK_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
@@ -76,6 +78,29 @@ def substitute(template: str, values: Mapping[str, str]) -> str:
         return match.group(0)
 
     return _PLACEHOLDER.sub(fill, template)
+
+
+def dependencies_first(tasks: Iterable[Task], known: Collection[str] = ()) -> list[Task]:
+    """The tasks ordered so each follows its dependencies (stable otherwise); `known` ids count
+    as placed already. Tasks whose dependencies never appear (or that form a cycle) come last,
+    in their given order, for validation to report.
+
+    Example:
+        >>> b = Task(id="b", agent="w", prompt="{a}", after=["a"])
+        >>> [t.id for t in dependencies_first([b, Task(id="a", agent="w", prompt="x")])]
+        ['a', 'b']
+    """
+    pending = list(tasks)
+    placed: set[str] = set(known)
+    ordered: list[Task] = []
+    while pending:
+        ready = [t for t in pending if all(dep in placed for dep in t.after)]
+        if not ready:
+            return ordered + pending
+        ordered += ready
+        placed.update(t.id for t in ready)
+        pending = [t for t in pending if t not in ready]
+    return ordered
 
 
 class Task(Frozen):
@@ -164,6 +189,8 @@ class Plan(Frozen):
     def graph(self) -> nx.DiGraph[str]:
         """The plan as a networkx DiGraph: nodes keyed by task id (attribute `task`), edges
         from each dependency to its dependent. Unknown dependencies are left out."""
+        import networkx as nx  # ~0.1 s to import: only when a graph is asked for
+
         graph: nx.DiGraph[str] = nx.DiGraph()
         for task in self.tasks:
             graph.add_node(task.id, task=task)

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Collection, Iterable
-from typing import cast
-
-import networkx as nx
 
 from orchestra.errors import PlanError
 from orchestra.memory import NOTES
@@ -96,13 +93,40 @@ def _task_problems(
         yield PlanError(message, task_id=task.id)
 
 
+def _find_cycle(plan: Plan) -> list[str] | None:
+    """A cycle among the tasks' dependencies (iterative depth-first search), if any."""
+    deps = {task.id: task.after for task in plan.tasks}
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    for root in deps:
+        if root in state:
+            continue
+        path: list[str] = []
+        stack: list[tuple[str, int]] = [(root, 0)]
+        while stack:
+            node, index = stack.pop()
+            if index == 0:
+                state[node] = 1
+                path.append(node)
+            children = [d for d in deps.get(node, ()) if d in deps]
+            if index < len(children):
+                stack.append((node, index + 1))
+                child = children[index]
+                if state.get(child) == 1:
+                    return path[path.index(child) :]
+                if child not in state:
+                    stack.append((child, 0))
+            else:
+                state[node] = 2
+                path.pop()
+    return None
+
+
 def _cycle_problem(plan: Plan) -> PlanError | None:
-    graph = plan.graph()
-    try:
-        edges = cast(list[tuple[str, str]], nx.find_cycle(graph))  # pyright: ignore[reportUnknownMemberType] - networkx stubs leave the return type open
-    except nx.NetworkXNoCycle:
+    found = _find_cycle(plan)
+    if found is None:
         return None
-    cycle = [src for src, _ in edges]
+    # The search walks from a task to its dependencies; a cycle reads better the other way.
+    cycle = list(reversed(found))
     start = cycle.index(min(cycle))
     cycle = cycle[start:] + cycle[:start]
     path = " -> ".join([*cycle, cycle[0]])

@@ -11,7 +11,7 @@ results are kept); at the deadline it cancels them. Tasks may be added while the
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -26,7 +26,7 @@ from orchestra.execution.priority import DISPATCH, Dispatch, NodeTiming, node_ti
 from orchestra.execution.runner import NodeOutcome
 from orchestra.execution.state import DagState
 from orchestra.observe.events import EventSink, MapExpanded, NodeFinished, NodeStarted
-from orchestra.plan import Task
+from orchestra.plan import Task, dependencies_first
 from orchestra.results import NodeResult, Usage
 
 __all__ = ["Schedule", "Scheduler"]
@@ -48,22 +48,6 @@ class Schedule:
     """The budget limit that stopped the run (`max_usd`, `max_tokens`, `max_seconds`)."""
     not_run: list[str] = field(default_factory=list[str])
     """Tasks that never finished: not dispatched, or cancelled at the deadline."""
-
-
-def _dependencies_first(tasks: Iterable[Task], known: Collection[str]) -> list[Task]:
-    """The batch ordered so each task follows its dependencies (stable otherwise); tasks whose
-    dependencies never appear are left at the end for `DagState.add` to reject."""
-    pending = list(tasks)
-    placed: set[str] = set(known)
-    ordered: list[Task] = []
-    while pending:
-        ready = [t for t in pending if all(dep in placed for dep in t.after)]
-        if not ready:
-            return ordered + pending
-        ordered += ready
-        placed.update(t.id for t in ready)
-        pending = [t for t in pending if t.id not in placed]
-    return ordered
 
 
 @dataclass(frozen=True)
@@ -115,7 +99,7 @@ class Scheduler:
         """
         if self._closed:
             raise ValueError("the scheduler was closed; no tasks can be added")
-        for task in _dependencies_first(tasks, self._tasks.keys()):
+        for task in dependencies_first(tasks, self._tasks.keys()):
             self._state.add(task.id, task.after, self._weight(task))
             self._tasks[task.id] = task
         self._timings = None

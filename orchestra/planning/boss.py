@@ -17,7 +17,6 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import networkx as nx
 from pydantic import ValidationError
 
 from orchestra.agents import Agent
@@ -28,7 +27,7 @@ from orchestra.models.constellation import Constellation
 from orchestra.models.resilience import CallContext, Resilience
 from orchestra.models.spec import ModelSpec
 from orchestra.observe.events import EventSink, ModelCalled, PlanRejected
-from orchestra.plan import Plan, Task, placeholders
+from orchestra.plan import Plan, Task, dependencies_first, placeholders
 from orchestra.planning.parse import parse_plan
 from orchestra.planning.prompt import boss_messages, repair_message
 from orchestra.planning.replan import replan_message, replan_problems
@@ -232,11 +231,10 @@ class Planner:
         plan, completions = await self._converge(
             messages, run_id, lambda answer: self.problems(answer, inputs, fixed), first=first
         )
-        graph = plan.graph()
-        for task_id in nx.lexicographical_topological_sort(graph):
-            if task_id not in fixed:  # the rest, once the whole plan is known and valid
-                fixed[task_id] = graph.nodes[task_id]["task"]
-                dispatch(fixed[task_id])
+        for rest in dependencies_first(plan.tasks):
+            if rest.id not in fixed:  # the rest, once the whole plan is known and valid
+                fixed[rest.id] = rest
+                dispatch(rest)
         return plan, completions
 
     async def replan(

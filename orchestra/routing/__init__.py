@@ -1,6 +1,5 @@
-"""Routing: policies that choose the model(s) for each node, with the reason — single models,
-cascades that escalate when a check rejects, slack-aware placement — and fitting cascades on
-recorded answers. Calling models, checks themselves and scheduling nodes live elsewhere."""
+"""Routing: policies choosing each node's model(s) — single, cascades, slack-aware — and fitting.
+Model calls, the checks themselves (`orchestra.checks`) and scheduling live elsewhere."""
 
 from orchestra.routing.base import RouteDecision, RouteRequest, RoutingPolicy
 from orchestra.routing.cascade import Cascade, Stage, dump_cascades, load_cascades

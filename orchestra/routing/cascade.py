@@ -164,7 +164,7 @@ def _check_to_dict(check: Check | None) -> dict[str, Any] | None:
         return {"kind": "agree", "min_agree": check.min_agree}
     if isinstance(check, Vote) and check.key is answer_key:
         return {"kind": "vote"}
-    if isinstance(check, Verify):
+    if isinstance(check, Verify) and check.template == Verify(check.model).template:
         return {"kind": "verify", "model": check.model}
     raise ConfigError(
         f"cannot save check {check!r}: only Agree, Vote and Verify with their default answer "

@@ -1,0 +1,157 @@
+"""The journal's SQLite file: connection settings, schema, version check and migrations.
+
+The file is marked as an orchestra journal (`PRAGMA application_id`) and versioned
+(`PRAGMA user_version`). Opening an older journal migrates it in one transaction; opening a
+newer one, or a SQLite file that is not a journal, raises `JournalError` without touching it.
+The database runs in WAL mode with `synchronous=NORMAL`: a commit survives the process being
+killed (SIGKILL, OOM); a power loss may roll back the last commits, never corrupt the file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from orchestra.errors import JournalError
+
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "connect"]
+
+APPLICATION_ID = 0x6F726368  # "orch"
+SCHEMA_VERSION = 1
+
+_SCHEMA_V1 = """
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY,
+    task TEXT,
+    inputs TEXT NOT NULL,
+    constellation TEXT NOT NULL,
+    agents TEXT NOT NULL,
+    budget TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    finished TEXT,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    planning TEXT NOT NULL DEFAULT '{}',
+    sessions INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX runs_started ON runs (started);
+CREATE TABLE plans (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    plan TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    failed_task TEXT,
+    at TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE nodes (
+    run_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    idempotency_key TEXT,
+    task TEXT,
+    result TEXT,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    started TEXT NOT NULL,
+    finished TEXT,
+    session INTEGER NOT NULL,
+    PRIMARY KEY (run_id, task_id, attempt)
+);
+-- The guarantee, in the schema: a node has at most one recorded result.
+CREATE UNIQUE INDEX nodes_one_result ON nodes (run_id, task_id) WHERE status = 'succeeded';
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    event TEXT NOT NULL
+);
+CREATE INDEX events_run ON events (run_id, id);
+CREATE TABLE leases (
+    run_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+"""
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: dict[int, Migration] = {}
+"""Upgrades by the version they start from: `MIGRATIONS[n]` takes a journal from n to n + 1."""
+
+
+def _fail(path: Path, message: str) -> JournalError:
+    return JournalError(f"journal {str(path)!r}: {message}", path=str(path))
+
+
+def connect(path: Path, *, timeout: float) -> sqlite3.Connection:
+    """Open (creating if needed) the journal at `path`, checked and migrated to this version.
+
+    Raises:
+        JournalError: the file cannot be created or opened, is not an orchestra journal, or
+            was written by a newer orchestra.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+    except (OSError, sqlite3.Error) as exc:
+        raise _fail(path, f"cannot be opened ({exc}); check the path and its permissions") from exc
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        _check_and_migrate(conn, path)
+    except JournalError:
+        conn.close()
+        raise
+    except sqlite3.Error as exc:
+        conn.close()
+        raise _fail(path, f"cannot be used ({exc})") from exc
+    return conn
+
+
+def _check_and_migrate(conn: sqlite3.Connection, path: Path) -> None:
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version == SCHEMA_VERSION and _application_id(conn) == APPLICATION_ID:
+        return  # the common case, without taking the write lock
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Read again under the lock: another process may have created the schema meanwhile.
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        app = _application_id(conn)
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if app != APPLICATION_ID and (version != 0 or tables != 0):
+            raise _fail(path, "is a SQLite database but not an orchestra journal; use another path")
+        if version > SCHEMA_VERSION:
+            raise _fail(
+                path,
+                f"was written by a newer orchestra (schema v{version}; this one reads up to "
+                f"v{SCHEMA_VERSION}); upgrade orchestra or use another journal path",
+            )
+        if version == 0:
+            for statement in _statements(_SCHEMA_V1):
+                conn.execute(statement)
+            version = 1
+        while version < SCHEMA_VERSION:
+            MIGRATIONS[version](conn)
+            version += 1
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _application_id(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA application_id").fetchone()[0])
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a DDL script (executescript would commit our transaction)."""
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
