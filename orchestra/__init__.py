@@ -9,18 +9,21 @@ Example:
 `import orchestra` stays fast: litellm is imported on the first model call.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from orchestra import checks, routing
 from orchestra.agents import Agent
 from orchestra.errors import (
     BudgetExceeded,
     ConfigError,
+    JournalError,
     ModelError,
     NodeFailed,
     OrchestraError,
     PlanError,
 )
 from orchestra.execution.limits import Budget
-from orchestra.models import simulated
+from orchestra.journal import Cache, Journal, RunRecord
 from orchestra.models.breaker import BreakerPolicy
 from orchestra.models.constellation import Constellation
 from orchestra.models.resilience import HedgePolicy, RetryPolicy
@@ -33,6 +36,9 @@ from orchestra.routing import RouteDecision, RouteRequest, RoutingPolicy
 from orchestra.tools import Tool
 from orchestra.validation import plan_problems, validate_plan
 
+if TYPE_CHECKING:
+    from orchestra.models import simulated
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -41,10 +47,13 @@ __all__ = [
     "BreakerPolicy",
     "Budget",
     "BudgetExceeded",
+    "Cache",
     "ConfigError",
     "Constellation",
     "Event",
     "HedgePolicy",
+    "Journal",
+    "JournalError",
     "ModelError",
     "ModelSpec",
     "NodeFailed",
@@ -57,6 +66,7 @@ __all__ = [
     "RouteDecision",
     "RouteRequest",
     "RoutingPolicy",
+    "RunRecord",
     "RunResult",
     "Task",
     "Tool",
@@ -67,3 +77,13 @@ __all__ = [
     "simulated",
     "validate_plan",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The simulated constellation brings the testing kit (and its HTTP server) with it: load
+    # it on first use, so `import orchestra` stays fast.
+    if name == "simulated":
+        from orchestra.models import simulated
+
+        return simulated
+    raise AttributeError(f"module 'orchestra' has no attribute {name!r}")
