@@ -15,8 +15,9 @@ Vocabulary:
   guess and the reason. A cascade (`orchestra.routing.Cascade`) asks more models when a check
   rejects; at the last stage the best guess is kept.
 
-Checks here: `Agree` (at least N answers share a key), `Vote` (plurality, always accepts) and
-`Verify` (another model judges the answer). The rule shared by all of them: among tied groups
+Checks here: `Agree` (at least N answers share a key), `Vote` (plurality, always accepts),
+`Verify` (another model judges the answer) and `Aggregate` (mixture-of-agents: another model
+reads every answer and writes the final one). The rule shared by all of them: among tied groups
 the one holding the *latest* answer wins, because cascades ask stronger models later.
 """
 
@@ -34,6 +35,7 @@ from typing import Any, Protocol, cast
 from orchestra.errors import OrchestraError
 
 __all__ = [
+    "Aggregate",
     "Agree",
     "Answer",
     "AnswerKey",
@@ -208,8 +210,16 @@ def final_answer(text: str) -> str | None:
     return str(lines[-1]) if lines else None
 
 
+# A number, a space, then unit words ("540 meters", "10 miles per hour"): each word at
+# least two letters, so algebra ("4x", "3 x") is not mistaken for a quantity.
+_QUANTITY = re.compile(r"([-+]?[\d,.]*\d)\s+(?:(?!pi\b)[A-Za-z]{2,}\.?(?:\s+|$))+")
+
+
 def _number(text: str) -> str | None:
-    core = _UNITS.sub("", text.strip().lstrip("$").strip())
+    core = _UNITS.sub("", text.strip().lstrip("$€£").strip())
+    quantity = _QUANTITY.fullmatch(core + " ")
+    if quantity is not None and not _NUMBER.fullmatch(core):
+        core = quantity.group(1).strip()
     if not _NUMBER.fullmatch(core):
         return None
     value = float(core.replace(",", ""))
@@ -258,9 +268,10 @@ def normalise_answer(answer: str) -> str:
     """A canonical form of a final answer, for comparing answers (not for display).
 
     Numbers lose currency signs, thousands separators, trailing zeros and units
-    (`"$17,500.00"` → `"17500"`); Python literals are parsed and strings unquoted
-    (`"'abc'"` → `"abc"`); math loses `$...$`, `\\boxed{}`, `\\text{}` and `\\left`/`\\right`;
-    spacing next to symbols is dropped. Case is kept: `'CW'` and `'cw'` are different outputs.
+    (`"$17,500.00"` → `"17500"`, `"540 meters"` → `"540"`); Python literals are parsed and
+    strings unquoted (`"'abc'"` → `"abc"`); math loses `$...$`, `\\boxed{}`, `\\text{}` and
+    `\\left`/`\\right`; spacing next to symbols is dropped. Case is kept: `'CW'` and `'cw'`
+    are different outputs.
 
     Example:
         >>> normalise_answer("$17,500.00"), normalise_answer("'abc'"), normalise_answer("$x + 1$")
@@ -281,7 +292,8 @@ def normalise_answer(answer: str) -> str:
     for old, new in _LATEX:
         text = text.replace(old, new)
     text = re.sub(r"\\(?:text|mathrm|textbf)\{([^{}]*)\}", r"\1", text)
-    return _spaces(text)
+    text = _spaces(text)
+    return _number(text) or text  # `10\text{ cm}` is the quantity `10 cm`
 
 
 def answer_key(text: str) -> str | None:
@@ -440,3 +452,57 @@ class Verify:
         return Verdict(
             verdict == "YES", latest, f"verifier {self.model!r} says {verdict}: {_short(reply)}"
         )
+
+
+_AGGREGATE_PROMPT = """You are given a task and answers to it from several models. Some may be \
+wrong. Read them critically, then write the best answer to the task yourself, in the format the \
+task asks for.
+
+## Task
+{prompt}
+
+## Answers
+{answers}"""
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """Mixture-of-agents: model `model` reads the proposers' answers and writes the final one.
+
+    The proposers are the models the route asks (`RouteDecision.model` and `also`); once they
+    have answered, the aggregator is shown the node's prompt and every answer that has text,
+    and its reply becomes the node's output (its `model` is the aggregator). The aggregator's
+    call is the node's, counted in its usage. If it fails, or no proposer answered, the check
+    rejects with the plurality answer as its best guess (a cascade then escalates).
+
+    Example:
+        >>> import orchestra as oc
+        >>> stage = oc.routing.Stage(("fast", "mid"), check=Aggregate("boss"))
+    """
+
+    model: str
+    """The aggregator's spec name."""
+    template: str = _AGGREGATE_PROMPT
+    """The aggregator's prompt, with `{prompt}` (the node's) and `{answers}` filled in."""
+    key: AnswerKey = answer_key
+    """Orders the best guess when the aggregator fails (see `Vote`)."""
+
+    async def judge(self, answers: Sequence[Answer], context: CheckContext) -> Verdict:
+        """Accept the aggregator's synthesis of every answer so far."""
+        texts = [a.text for a in answers if a.text is not None]
+        if not texts:
+            return Verdict(False, None, "no model answered")
+        listed = "\n\n".join(f"### Answer {i}\n{t}" for i, t in enumerate(texts, start=1))
+        fill = {"prompt": context.prompt, "answers": listed}
+        # One pass: a prompt or an answer that quotes "{answers}" is not expanded again.
+        prompt = re.sub(r"\{(prompt|answers)\}", lambda m: fill[m.group(1)], self.template)
+        guess = Vote(self.key).decide(answers).answer
+        try:
+            reply = await context.ask(self.model, prompt)
+        except OrchestraError as exc:
+            reason = f"aggregator {self.model!r} failed: {_short(str(exc), 160)}"
+            return Verdict(False, guess, reason)
+        if not reply.strip():
+            return Verdict(False, guess, f"aggregator {self.model!r} wrote nothing")
+        combined = Answer(model=self.model, text=reply, stage=max(a.stage for a in answers))
+        return Verdict(True, combined, f"aggregator {self.model!r} combined {len(texts)} answers")

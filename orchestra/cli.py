@@ -5,12 +5,15 @@ the built-in simulated constellation, offline, and says so on screen. `run` show
 (`orchestra.observe.live`): redrawn in place on a terminal, plain lines when stdout is not a
 terminal; `--json` prints the run's events as JSON lines instead. `run --report FILE` writes
 the HTML report; `run --events FILE` saves the events, from which `report` rebuilds it.
+`runs` and `resume` read the run journal (`orchestra.journal.commands`); SIGINT or SIGTERM
+stops a run gracefully and prints how to resume it.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import uuid
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -21,6 +24,7 @@ from rich.tree import Tree
 
 from orchestra.config import CONFIG_FILE, load_orchestra
 from orchestra.errors import BudgetExceeded, NodeFailed, OrchestraError
+from orchestra.journal.commands import RunInterrupted, add_commands, stop_on_signal
 from orchestra.models import simulated
 from orchestra.observe.events import Event, EventSink
 from orchestra.observe.jsonl import JsonLines, read_events
@@ -114,8 +118,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         if view is not None:
             view.budget = orch.budget
         status = 0
+        run_id = uuid.uuid4().hex[:12]
         try:
-            result = orch.run_sync(args.task)
+            result = stop_on_signal(orch, lambda: orch.run(args.task, run_id=run_id), run_id=run_id)
         except (NodeFailed, BudgetExceeded) as exc:
             result, status = exc.result, 1
             if view is not None:
@@ -218,6 +223,7 @@ def _parser() -> argparse.ArgumentParser:
         "-o", "--output", default="report.html", help="where to write it (default report.html)"
     )
     report.set_defaults(handler=_report)
+    add_commands(commands, common)
     return parser
 
 
@@ -228,6 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
     try:
         return int(args.handler(args, console))
+    except RunInterrupted as exc:
+        console.print(f"[yellow]{exc}[/]", highlight=False)
+        return exc.exit_status
     except OrchestraError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         return 2

@@ -7,19 +7,31 @@ import os
 import statistics
 import uuid
 import warnings
-from collections.abc import Awaitable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import anyio
 
 from orchestra._sync import run_sync
 from orchestra.agents import Agent
-from orchestra.errors import BudgetExceeded, ConfigError, NodeFailed, OrchestraError, PlanError
+from orchestra.errors import (
+    BudgetExceeded,
+    ConfigError,
+    JournalError,
+    NodeFailed,
+    OrchestraError,
+    PlanError,
+)
 from orchestra.execution.limits import Budget, ModelLimits, estimate_tokens
 from orchestra.execution.runner import NodeRunner, as_text
 from orchestra.execution.scheduler import Schedule, Scheduler
+from orchestra.journal.cache import Cache
+from orchestra.journal.recorder import RunRecorder
+from orchestra.journal.records import RunRecord
+from orchestra.journal.store import Journal, default_journal_path
 from orchestra.models.breaker import CircuitBreakers
 from orchestra.models.client import Completion, ModelClient
 from orchestra.models.constellation import Constellation
@@ -38,7 +50,7 @@ from orchestra.observe.stream import EventStream
 from orchestra.plan import Plan, Task
 from orchestra.planning.boss import Planner
 from orchestra.planning.replan import LoopGuard
-from orchestra.results import RunResult, Usage
+from orchestra.results import NodeResult, RunResult, Usage
 from orchestra.routing.base import RoutingPolicy
 from orchestra.routing.policies import Cheapest
 from orchestra.validation import validate_plan
@@ -68,6 +80,33 @@ def _usage_of(completions: Iterable[Completion]) -> Usage:
     return total
 
 
+def _journal(journal: str | os.PathLike[str] | Journal | bool | None) -> Journal | None:
+    if isinstance(journal, Journal):
+        return journal
+    if journal is True:
+        path = default_journal_path()
+        return None if path is None else Journal(path)
+    if journal is None or journal is False:
+        return None
+    return Journal(journal)
+
+
+def _cache(cache: bool | Cache | None) -> Cache | None:
+    """The cache's settings with its path resolved: given, `$ORCHESTRA_CACHE`, or beside the
+    default journal."""
+    if cache is None or cache is False:
+        return None
+    settings = Cache() if cache is True else cache
+    if settings.path is not None:
+        return settings
+    place = os.environ.get("ORCHESTRA_CACHE")
+    if place is None:
+        journal = default_journal_path()
+        folder = journal.parent if journal is not None else Path.cwd() / ".orchestra"
+        place = str(folder / "cache.sqlite")
+    return settings.model_copy(update={"path": str(Path(place).expanduser().absolute())})
+
+
 @dataclass(frozen=True)
 class _Planned:
     """A run planned by the boss: its task, and the planner that can replan it."""
@@ -78,13 +117,17 @@ class _Planned:
 
 @dataclass(frozen=True)
 class _RunContext:
-    """What one run is: its id, budget, start, inputs, and how it was planned (if it was)."""
+    """What one run is: its id, budget, start, inputs, how it was planned (if it was), and
+    its journal writer."""
 
     run_id: str
     budget: Budget
     started: datetime
     inputs: Mapping[str, Any]
     planned: _Planned | None = None
+    recorder: RunRecorder | None = None
+    replans: int = 0
+    """Replans the run made before this session (a resumed run)."""
 
 
 class Orchestra:
@@ -113,6 +156,8 @@ class Orchestra:
         on_event: EventSink | None = None,
         plan_attempts: int = 2,
         max_replans: int = 2,
+        journal: str | os.PathLike[str] | Journal | bool | None = True,
+        cache: bool | Cache | None = None,
     ) -> None:
         """Configure the system.
 
@@ -128,6 +173,11 @@ class Orchestra:
             plan_attempts: boss answers allowed before planning fails (one re-ask by default).
             max_replans: times a planned run may ask the boss to replan the work left after
                 a node failed for good (0: never).
+            journal: where runs are recorded so they can be resumed: a path or a `Journal`;
+                True (the default): `$ORCHESTRA_JOURNAL`, else `./.orchestra/runs.sqlite`;
+                None or False: not recorded. See docs/durability.md.
+            cache: answer identical requests from a response cache: True, or a `Cache` with
+                its TTL and agents (default: off).
 
         Raises:
             ConfigError: an unknown boss or pinned model, duplicate agent names, or bad limits.
@@ -162,6 +212,10 @@ class Orchestra:
         if max_replans < 0:
             raise ConfigError(f"max_replans must be 0 or more, not {max_replans}")
         self.max_replans = max_replans
+        self.journal: Journal | None = _journal(journal)
+        """Where runs are recorded (None: nowhere, and runs cannot be resumed)."""
+        self.cache: Cache | None = _cache(cache)
+        """The response cache's settings (None: no cache)."""
         self._sinks: list[EventSink] = [on_event] if on_event is not None else []
         self._client = ModelClient()
         self._limits = ModelLimits()
@@ -245,12 +299,18 @@ class Orchestra:
             PlanError, ModelError, NodeFailed, BudgetExceeded: see `execute` and `plan`.
         """
         run_id = run_id or uuid.uuid4().hex[:12]
-        budget = budget or self.budget
-        started = _now()
+        planned = _Planned(task, self._planner())
+        context = _RunContext(run_id, budget or self.budget, _now(), inputs or {}, planned)
+        return await self._recorded(context, self._planned_run)
+
+    async def _planned_run(self, context: _RunContext) -> RunResult:
+        """The body of `run`: the boss plans the task, then the plan runs."""
+        run_id, budget, started = context.run_id, context.budget, context.started
+        if context.planned is None:  # pragma: no cover - `run` and `resume` set it
+            raise ConfigError("a planned run needs its task")
+        task, planner = context.planned.task, context.planned.planner
+        planned = context.planned
         self._emit(RunStarted(run_id=run_id, task=task))
-        planner = self._planner()
-        planned = _Planned(task, planner)
-        context = _RunContext(run_id, budget, started, inputs or {}, planned)
         if self.models[planner.boss].stream:
             return await self._execute(context, planned)
         answer = None
@@ -357,9 +417,13 @@ class Orchestra:
         validate_plan(
             plan, agents=self.agents.keys(), models=self.models.names, inputs=(inputs or {}).keys()
         )
-        self._emit(RunStarted(run_id=run_id))
         context = _RunContext(run_id, budget or self.budget, started, inputs or {})
-        return await self._execute(context, plan)
+
+        async def body(context: _RunContext) -> RunResult:
+            self._emit(RunStarted(run_id=run_id))
+            return await self._execute(context, plan)
+
+        return await self._recorded(context, body)
 
     def execute_sync(
         self,
@@ -375,6 +439,110 @@ class Orchestra:
             name="execute",
         )
 
+    # -- durability -------------------------------------------------------------------------
+
+    def _require_journal(self) -> Journal:
+        if self.journal is None:
+            raise JournalError(
+                "this Orchestra records no runs (journal=None); give it a journal path, or "
+                "leave journal at its default, to list and resume runs"
+            )
+        return self.journal
+
+    def runs(self, *, limit: int | None = 50) -> list[RunRecord]:
+        """The recorded runs, newest first: id, status, nodes done/total, cost, started.
+
+        Raises:
+            JournalError: the Orchestra has no journal, or it cannot be read.
+        """
+        return self._require_journal().runs(limit=limit)
+
+    async def resume(self, run_id: str, *, budget: Budget | None = None) -> RunResult:
+        """Continue a recorded run (after a crash, a stop or a failure) from its journal.
+
+        The stored plan runs (the boss is not asked again once a plan was recorded); every
+        node with a recorded result is kept, not run again; the nodes in flight when the run
+        stopped, those that failed and those never started run now. A run that already
+        succeeded returns its recorded result. See docs/durability.md.
+
+        Args:
+            run_id: the run to resume (`orch.runs()` lists them).
+            budget: limits for the rest of the run (default: the run's own). USD and tokens
+                count the whole run's spending; `max_seconds` counts from the resume.
+
+        Raises:
+            JournalError: no journal, no such run, or another process is running it.
+            PlanError, ConfigError: the stored plan no longer fits this Orchestra's agents
+                and models (checked before any model call).
+            NodeFailed, BudgetExceeded: as for `execute`.
+        """
+        journal = self._require_journal()
+        recorder, stored = RunRecorder.resume(journal=journal, cache=self.cache, run_id=run_id)
+        try:
+            planned = None
+            if stored.task is not None and (stored.plan is None or self.boss is not None):
+                planned = _Planned(stored.task, self._planner())
+            if stored.plan is not None:
+                validate_plan(
+                    stored.plan,
+                    agents=self.agents.keys(),
+                    models=self.models.names,
+                    inputs=stored.inputs.keys(),
+                )
+        except BaseException:
+            recorder.abandon()  # gives the run back as it was
+            raise
+        context = _RunContext(
+            run_id,
+            budget or stored.budget,
+            _now(),
+            stored.inputs,
+            planned,
+            replans=stored.replans,
+        )
+
+        async def body(context: _RunContext) -> RunResult:
+            if stored.plan is None:
+                return await self._planned_run(context)  # stopped before the plan was recorded
+            self._emit(RunStarted(run_id=run_id, task=stored.task))
+            seed = (stored.seed_tasks, stored.results)
+            return await self._execute(context, stored.plan, spent=stored.spent, seed=seed)
+
+        return await self._recorded(context, body, recorder=recorder)
+
+    def resume_sync(self, run_id: str, *, budget: Budget | None = None) -> RunResult:
+        """`resume` for synchronous code (not inside an event loop)."""
+        return run_sync(lambda: self.resume(run_id, budget=budget), name="resume")
+
+    async def _recorded(
+        self,
+        context: _RunContext,
+        body: Callable[[_RunContext], Awaitable[RunResult]],
+        *,
+        recorder: RunRecorder | None = None,
+    ) -> RunResult:
+        """Run `body` with the run recorded in the journal (and the response cache open)."""
+        if recorder is None:
+            if self.journal is None and self.cache is None:
+                return await body(context)
+            recorder = RunRecorder.begin(
+                journal=self.journal,
+                cache=self.cache,
+                run_id=context.run_id,
+                task=context.planned.task if context.planned is not None else None,
+                inputs={name: as_text(value) for name, value in context.inputs.items()},
+                models=self.models,
+                agents=self.agents.values(),
+                budget=context.budget,
+                started=context.started,
+            )
+        self._sinks.append(recorder)
+        try:
+            return await recorder.guard(lambda: body(replace(context, recorder=recorder)))
+        finally:
+            if recorder in self._sinks:
+                self._sinks.remove(recorder)
+
     def _weight(self, task: Task) -> float:
         """Estimated seconds of a task, for critical-path priorities."""
         pinned = task.model or self.agents[task.agent].model
@@ -389,9 +557,10 @@ class Orchestra:
         left = context.budget.max_seconds
         if left is not None:
             left = max(left - (_now() - context.started).total_seconds(), 1e-3)
+        recorder = context.recorder
         return Scheduler(
             run_id=context.run_id,
-            run_node=runner.run,
+            run_node=runner.run if recorder is None else recorder.wrap(runner.run),
             budget=context.budget.model_copy(update={"max_seconds": left}),
             max_parallel=self.max_parallel,
             weight=self._weight,
@@ -399,10 +568,12 @@ class Orchestra:
             usage=spent,
         )
 
-    def _plan_ready(self, run_id: str, plan: Plan) -> None:
+    def _plan_ready(self, context: _RunContext, plan: Plan) -> None:
+        if context.recorder is not None:
+            context.recorder.record_plan(plan)  # before any of its nodes can start
         self._emit(
             PlanReady(
-                run_id=run_id,
+                run_id=context.run_id,
                 task_ids=tuple(t.id for t in plan.tasks),
                 edges=tuple((d, t.id) for t in plan.tasks for d in t.after),
             )
@@ -440,13 +611,18 @@ class Orchestra:
             finally:
                 scheduler.close()
             scheduler.charge(_usage_of(completions))
-            self._plan_ready(context.run_id, plan)
+            self._plan_ready(context, plan)
         if plan is None and scheduler.tasks:
             plan = Plan(tasks=scheduler.tasks)
         return plan, schedule
 
     async def _execute(
-        self, context: _RunContext, plan: Plan | _Planned, *, spent: Usage | None = None
+        self,
+        context: _RunContext,
+        plan: Plan | _Planned,
+        *,
+        spent: Usage | None = None,
+        seed: tuple[Sequence[Task], Mapping[str, NodeResult]] = ((), {}),
     ) -> RunResult:
         runner = NodeRunner(
             run_id=context.run_id,
@@ -466,15 +642,19 @@ class Orchestra:
                 return self._finish(context, None, schedule)
             plan = streamed
         else:
-            self._plan_ready(context.run_id, plan)
-            scheduler.add(plan.tasks)
+            self._plan_ready(context, plan)
+            done, results = seed  # a resumed run: what finished does not run again
+            scheduler.seed(done, results)
+            scheduler.add([t for t in plan.tasks if t.id not in results])
             scheduler.close()
             schedule = await scheduler.run()
         guard = LoopGuard()
         guard.remember(plan.tasks)
-        for attempt in range(1, self.max_replans + 1):
+        for attempt in range(context.replans + 1, self.max_replans + 1):
             if schedule.failed is None or context.planned is None:
                 break
+            if context.recorder is not None and context.recorder.broken is not None:
+                break  # no boss call whose plan could not be recorded
             failed = schedule.nodes[schedule.failed]
             new, completions = await context.planned.planner.replan(
                 context.planned.task,
@@ -502,6 +682,8 @@ class Orchestra:
             ran = [t for t in plan.tasks if t.id in schedule.nodes]
             answer = new.output or (new.sinks()[0] if len(new.sinks()) == 1 else None)
             plan = Plan(tasks=(*ran, *new.tasks), output=answer)
+            if context.recorder is not None:
+                context.recorder.record_plan(plan, failed_task=schedule.failed)
             scheduler = self._scheduler(context, runner, schedule.usage + _usage_of(completions))
             scheduler.seed(ran, schedule.nodes)
             scheduler.add(new.tasks)

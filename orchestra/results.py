@@ -81,6 +81,8 @@ class Attempt(BaseModel):
     error: str | None = None
     """None when the call answered; else the error, with any API key removed."""
     status_code: int | None = None
+    cached: bool = False
+    """True when the response cache answered: no request was sent and nothing was paid."""
 
 
 class NodeResult(BaseModel):

@@ -200,3 +200,21 @@ async def test_verify_failing_verifier_rejects() -> None:
     verdict = await Verify("judge").judge([said("a", "1")], CheckContext("p", broken))
     assert not verdict.accepted and "failed" in verdict.reason
     assert not (await Verify("judge").judge([], CheckContext("p", broken))).accepted
+
+
+@pytest.mark.parametrize(
+    ("answer", "key"),
+    [
+        ("540 meters", "540"),
+        ("10 miles per hour", "10"),
+        ("3,140 kilometers", "3140"),
+        ("€77", "77"),
+        ("4x", "4x"),
+        ("3 x", "3 x"),
+        ("12 pi", "12 pi"),
+        ("1co", "1co"),
+    ],
+)
+def test_quantities_lose_their_units_but_algebra_and_strings_do_not(answer: str, key: str) -> None:
+    """A number, a space and unit words is the number; `4x`, `12 pi` and `1co` stay as they are."""
+    assert normalise_answer(answer) == key

@@ -23,6 +23,7 @@ from orchestra.checks import Answer, AskModel, CheckContext
 from orchestra.errors import ConfigError, ModelError, OrchestraError
 from orchestra.execution.limits import ModelLimits, complete_within, estimate_tokens
 from orchestra.execution.priority import DISPATCH, Dispatch
+from orchestra.journal.calls import NODE_CALLS
 from orchestra.memory import NOTES, Notes, Summarise, compact, context_budget
 from orchestra.models.client import Completion, ModelClient, ToolCall
 from orchestra.models.constellation import Constellation
@@ -31,7 +32,7 @@ from orchestra.models.spec import ModelSpec
 from orchestra.observe.events import CheckFailed, Escalated, EventSink, ModelCalled
 from orchestra.plan import Task, render_prompt
 from orchestra.results import Attempt, NodeResult, Usage
-from orchestra.routing.base import RouteDecision, RouteRequest, RoutingPolicy
+from orchestra.routing.base import RouteDecision, RouteRequest, RoutingPolicy, decide
 from orchestra.tools import Tool
 
 __all__ = ["NodeOutcome", "NodeRunner", "as_text"]
@@ -105,11 +106,12 @@ class NodeRunner:
     notes: Notes = field(default_factory=Notes)
     _clock: Callable[[], float] = time.monotonic
 
-    def route(
+    async def route(
         self,
         task: Task,
         agent: Agent,
         prompt: str,
+        ask: AskModel,
         *,
         answers: Sequence[Answer] = (),
         stage: int = 0,
@@ -119,6 +121,7 @@ class NodeRunner:
 
         For an escalation, `answers` holds the node's answers so far, `stage` the round about
         to start and `spent` what the node has cost; the router is asked again with them.
+        A router that calls a model to decide (`achoose`) does so through `ask`, as the node.
         """
         if task.model is not None:
             return RouteDecision(task.model, "pinned by the task")
@@ -131,7 +134,7 @@ class NodeRunner:
                 "tag a model with them or drop tags from the agent"
             )
         request = self._request(task, agent, prompt, candidates, answers, stage, spent)
-        decision = self.router.choose(request)
+        decision = await decide(self.router, request, ask)
         names = {s.name for s in candidates}
         for chosen in decision.models:
             if chosen not in names:
@@ -178,7 +181,8 @@ class NodeRunner:
             deps = {dep: as_text(outputs[dep]) for dep in task.after}
             values = {NOTES: self.notes.read(), **self.inputs, **deps}
             prompt = render_prompt(task.prompt, values)
-            decision = self.route(task, agent, prompt)
+            router = self._asker(task, agent, attempts, tally, reason="routing: choosing a model")
+            decision = await self.route(task, agent, prompt, router)
             model, route = decision.model, decision.reason
             prompt = await self._fit(task, agent, decision, values, deps, attempts, tally) or prompt
             if decision.also or decision.check is not None:
@@ -256,6 +260,7 @@ class NodeRunner:
         notes = [decision.reason]
         best: Answer | None = None
         context = CheckContext(prompt, self._asker(task, agent, attempts, tally))
+        router = self._asker(task, agent, attempts, tally, reason="routing: choosing a model")
         for stage in range(_MAX_STAGES):
             asked = {a.asked or a.model for a in answers}
             fresh = [m for m in decision.models if m not in asked]
@@ -279,8 +284,14 @@ class NodeRunner:
             if not decision.escalate:
                 notes.append("kept the best guess")
                 break
-            decision = self.route(
-                task, agent, prompt, answers=answers, stage=stage + 1, spent=tally.usage.cost_usd
+            decision = await self.route(
+                task,
+                agent,
+                prompt,
+                router,
+                answers=answers,
+                stage=stage + 1,
+                spent=tally.usage.cost_usd,
             )
             notes.append(decision.reason)
             self.emit(
@@ -341,16 +352,25 @@ class NodeRunner:
                 group.start_soon(one, index, name)
         return [a for a in answers if a is not None]
 
-    def _asker(self, task: Task, agent: Agent, attempts: list[Attempt], tally: _Tally) -> AskModel:
-        """How a check (e.g. `Verify`) asks a model: a call of this node, in its usage."""
+    def _asker(
+        self,
+        task: Task,
+        agent: Agent,
+        attempts: list[Attempt],
+        tally: _Tally,
+        *,
+        reason: str = "asked by a check",
+    ) -> AskModel:
+        """How a check (e.g. `Verify`) or a router asks a model: a call of this node, in its
+        usage; `reason` goes in its `model_called` event."""
 
         async def ask(model: str, prompt: str) -> str:
             if model not in self.constellation:
                 raise ConfigError(
-                    f"a check of task {task.id!r} asked unknown model {model!r}; "
+                    f"{reason} for task {task.id!r}: asked unknown model {model!r}; "
                     f"known: {', '.join(self.constellation.names)}"
                 )
-            decision = RouteDecision(model, "asked by a check")
+            decision = RouteDecision(model, reason)
             message = [{"role": "user", "content": prompt}]
             completion = await self._call(task, agent, decision, message, 0, attempts)
             tally.add(completion)
@@ -369,6 +389,20 @@ class NodeRunner:
     ) -> Completion:
         metadata = {"run_id": self.run_id, "task_id": task.id, "agent": agent.name, "step": step}
         tools = [t.schema() for t in self._tools(task, agent)]
+        # The journal's hook: the request's idempotency key, and the response cache.
+        calls = NODE_CALLS.get()
+        cache = calls.cache if calls is not None else None
+        if calls is not None:
+            metadata["idempotency_key"] = calls.next_key()
+        hit = cache.get(self.constellation[decision.model], messages, tools) if cache else None
+        if hit is not None:
+            now = _now()
+            attempts.append(Attempt(model=hit.model, started=now, finished=now, cached=True))
+            reason = f"cache hit (no request, no cost); {decision.reason}"
+            self.emit(
+                ModelCalled(run_id=self.run_id, task_id=task.id, model=hit.model, reason=reason)
+            )
+            return hit
 
         async def send(spec: ModelSpec) -> Completion:
             started = self._clock()
@@ -389,6 +423,8 @@ class NodeRunner:
                     )
                 )
                 raise
+            if cache is not None:
+                cache.put(spec, messages, tools, completion)
             self.emit(
                 ModelCalled(
                     run_id=self.run_id,

@@ -96,9 +96,7 @@ def connect(path: Path, *, timeout: float) -> sqlite3.Connection:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            path, timeout=timeout, isolation_level=None, check_same_thread=False
-        )
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as exc:
         raise _fail(path, f"cannot be opened ({exc}); check the path and its permissions") from exc
     try:

@@ -23,7 +23,15 @@ from orchestra.errors import ModelError
 from orchestra.models.spec import ModelSpec
 from orchestra.results import Usage
 
-__all__ = ["Completion", "ModelClient", "ToolCall", "load_litellm", "model_error", "scrub"]
+__all__ = [
+    "Completion",
+    "ModelClient",
+    "ToolCall",
+    "idempotency_headers",
+    "load_litellm",
+    "model_error",
+    "scrub",
+]
 
 # litellm ships no usable type information for its module attributes: treat it as Any.
 _litellm: Any = None
@@ -66,6 +74,8 @@ class Completion:
     raw_message: dict[str, Any] = field(default_factory=dict[str, Any])
     extra: Usage = field(default_factory=Usage)
     """Spending on the way to this answer beyond its own tokens (cancelled hedges)."""
+    cached: bool = False
+    """True when the answer came from the response cache: no request was sent."""
 
 
 def _describe(status: int | None) -> str:
@@ -101,6 +111,37 @@ def scrub(text: str, spec: ModelSpec) -> str:
 
 
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+
+# litellm providers that speak OpenAI's HTTP API, where an `Idempotency-Key` header is accepted
+# (and ignored by servers that do not dedupe); others may sign or reject unknown headers.
+_IDEMPOTENT_PROVIDERS = frozenset(
+    {
+        "azure",
+        "cerebras",
+        "deepinfra",
+        "deepseek",
+        "fireworks_ai",
+        "groq",
+        "hosted_vllm",
+        "lm_studio",
+        "mistral",
+        "openai",
+        "openrouter",
+        "together_ai",
+        "xai",
+    }
+)
+
+
+def idempotency_headers(spec: ModelSpec, metadata: Mapping[str, Any]) -> dict[str, str] | None:
+    """The request's headers with its idempotency key (`metadata["idempotency_key"]`), for
+    providers that accept one; None when there is nothing to add."""
+    key = metadata.get("idempotency_key")
+    provider = spec.model.split("/", 1)[0] if "/" in spec.model else None
+    if key is None or provider not in _IDEMPOTENT_PROVIDERS:
+        return None
+    headers: dict[str, str] = dict(spec.litellm_params.get("extra_headers") or {})
+    return {**headers, "Idempotency-Key": str(key)}
 
 
 def _retry_after(exc: Exception) -> float | None:
@@ -168,7 +209,9 @@ class ModelClient:
             messages: the chat messages, OpenAI style.
             tools: OpenAI-style tool definitions the model may call.
             metadata: facts about the call (task id, agent) that reach custom providers such
-                as `orchestra.testing.FakeModel`; never sent to the provider's API.
+                as `orchestra.testing.FakeModel`; never sent to the provider's API, except
+                `idempotency_key`, sent as the `Idempotency-Key` header to OpenAI-compatible
+                providers.
             on_text: called with each piece of content as it streams in (the call streams
                 even if the spec does not); the returned Completion still holds the whole answer.
             response_format: structured output request passed to the provider as it is.
@@ -187,6 +230,9 @@ class ModelClient:
         }
         if spec.api_base is not None:
             kwargs["api_base"] = spec.api_base
+        headers = idempotency_headers(spec, kwargs["metadata"])
+        if headers is not None:
+            kwargs["extra_headers"] = headers
         if spec.api_key is not None:
             kwargs["api_key"] = spec.secret()
         if spec.timeout is not None:

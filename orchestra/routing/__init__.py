@@ -1,16 +1,26 @@
 """Routing: policies choosing each node's model(s) — single, cascades, slack-aware — and fitting.
 Model calls, the checks themselves (`orchestra.checks`) and scheduling live elsewhere."""
 
-from orchestra.routing.base import RouteDecision, RouteRequest, RoutingPolicy
+from orchestra.routing.base import (
+    AsyncRoutingPolicy,
+    RouteDecision,
+    RouteRequest,
+    RoutingPolicy,
+    decide,
+)
 from orchestra.routing.cascade import Cascade, Stage, dump_cascades, load_cascades
 from orchestra.routing.fit import Outcome, cross_validate, fit_cascades, replay
-from orchestra.routing.policies import Cheapest, Fixed, PerAgent
+from orchestra.routing.llm import LLMRouter
+from orchestra.routing.policies import Cheapest, Fixed, Mixture, PerAgent
 from orchestra.routing.slack import SlackAware
 
 __all__ = [
+    "AsyncRoutingPolicy",
     "Cascade",
     "Cheapest",
     "Fixed",
+    "LLMRouter",
+    "Mixture",
     "Outcome",
     "PerAgent",
     "RouteDecision",
@@ -19,6 +29,7 @@ __all__ = [
     "SlackAware",
     "Stage",
     "cross_validate",
+    "decide",
     "dump_cascades",
     "fit_cascades",
     "load_cascades",

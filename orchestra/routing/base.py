@@ -5,21 +5,25 @@ several models to ask at once (`also`) and a check that judges their answers (`c
 check rejects them and the decision says `escalate`, the policy is asked again with the answers
 so far (`RouteRequest.answers`, `RouteRequest.stage`) and names the next models. `Cascade` is
 built on this; single-model policies never see a second request.
+
+A policy that must call a model to decide (`LLMRouter`) also has an async `achoose(request,
+ask)`: the runner awaits it instead of `choose`, and `ask` makes the call as the node's own (in
+its usage and events). `decide` is that dispatch; `choose` must still work without a model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from orchestra.agents import Agent
-from orchestra.checks import Answer, Check
+from orchestra.checks import Answer, AskModel, Check
 from orchestra.execution.priority import NodeTiming
 from orchestra.models.spec import ModelSpec
 from orchestra.plan import Task
 from orchestra.routing.estimate import predicted_cost
 
-__all__ = ["RouteDecision", "RouteRequest", "RoutingPolicy"]
+__all__ = ["AsyncRoutingPolicy", "RouteDecision", "RouteRequest", "RoutingPolicy", "decide"]
 
 
 @dataclass(frozen=True)
@@ -107,3 +111,19 @@ class RoutingPolicy(Protocol):
     def choose(self, request: RouteRequest) -> RouteDecision:
         """Pick a model for the node described by `request`."""
         ...
+
+
+@runtime_checkable
+class AsyncRoutingPolicy(RoutingPolicy, Protocol):
+    """A policy that may call a model to decide: the runner awaits `achoose` instead of `choose`."""
+
+    async def achoose(self, request: RouteRequest, ask: AskModel) -> RouteDecision:
+        """Pick a model for the node; `ask(model, prompt)` is a call of the node, in its usage."""
+        ...
+
+
+async def decide(policy: RoutingPolicy, request: RouteRequest, ask: AskModel) -> RouteDecision:
+    """Ask `policy` for a decision: awaits its `achoose` when it has one, else calls `choose`."""
+    if isinstance(policy, AsyncRoutingPolicy):
+        return await policy.achoose(request, ask)
+    return policy.choose(request)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from orchestra.checks import Agree, Check, Verify, Vote, answer_key
+from orchestra.checks import Aggregate, Agree, Check, Verify, Vote, answer_key
 from orchestra.errors import ConfigError
 from orchestra.routing.base import RouteDecision, RouteRequest, RoutingPolicy
 from orchestra.routing.policies import Cheapest, PerAgent
@@ -118,7 +118,8 @@ class Cascade:
         """The cascade as plain JSON-ready data (see `from_dict`).
 
         Raises:
-            ConfigError: a check is not one of `Agree`, `Vote`, `Verify` with default settings.
+            ConfigError: a check is not one of `Agree`, `Vote`, `Verify`, `Aggregate` with
+            default settings.
         """
         return {
             "stages": [
@@ -166,9 +167,12 @@ def _check_to_dict(check: Check | None) -> dict[str, Any] | None:
         return {"kind": "vote"}
     if isinstance(check, Verify) and check.template == Verify(check.model).template:
         return {"kind": "verify", "model": check.model}
+    default = Aggregate(check.model) if isinstance(check, Aggregate) else None
+    if isinstance(check, Aggregate) and check == default:
+        return {"kind": "aggregate", "model": check.model}
     raise ConfigError(
-        f"cannot save check {check!r}: only Agree, Vote and Verify with their default answer "
-        "key (and Verify's default prompt) are saved; build custom checks in code"
+        f"cannot save check {check!r}: only Agree, Vote, Verify and Aggregate with their default "
+        "answer key and prompt are saved; build custom checks in code"
     )
 
 
@@ -186,10 +190,13 @@ def _check_from_dict(data: Any, position: int) -> Check | None:
             return Vote()
         if kind == "verify":
             return Verify(str(spec["model"]))
+        if kind == "aggregate":
+            return Aggregate(str(spec["model"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"cascade stage {position}: bad {kind} check: {exc}") from exc
     raise ConfigError(
-        f"cascade stage {position}: unknown check kind {kind!r}; use agree, vote or verify"
+        f"cascade stage {position}: unknown check kind {kind!r}; "
+        "use agree, vote, verify or aggregate"
     )
 
 

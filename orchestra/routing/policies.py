@@ -3,14 +3,15 @@ per agent."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from orchestra.checks import Aggregate, AskModel
 from orchestra.errors import ConfigError
-from orchestra.routing.base import RouteDecision, RouteRequest, RoutingPolicy
+from orchestra.routing.base import RouteDecision, RouteRequest, RoutingPolicy, decide
 from orchestra.routing.estimate import price
 
-__all__ = ["Cheapest", "Fixed", "PerAgent"]
+__all__ = ["Cheapest", "Fixed", "Mixture", "PerAgent"]
 
 
 @dataclass(frozen=True)
@@ -85,3 +86,52 @@ class PerAgent:
     def choose(self, request: RouteRequest) -> RouteDecision:
         """Ask the agent's policy (or the default)."""
         return self.policies.get(request.agent.name, self.default).choose(request)
+
+    async def achoose(self, request: RouteRequest, ask: AskModel) -> RouteDecision:
+        """Ask the agent's policy (or the default), awaiting it if it calls a model."""
+        return await decide(self.policies.get(request.agent.name, self.default), request, ask)
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """Mixture-of-agents: the `proposers` answer at once, the `aggregator` writes the answer.
+
+    A node policy built on `orchestra.checks.Aggregate`; within a cascade, use
+    `Stage(proposers, Aggregate(aggregator))` instead.
+
+    Example:
+        >>> import orchestra as oc
+        >>> policy = oc.routing.Mixture(("fast", "mid"), aggregator="boss")
+        >>> policy.proposers, policy.aggregator
+        (('fast', 'mid'), 'boss')
+    """
+
+    proposers: Sequence[str]
+    """The models that answer first (stored as a tuple)."""
+    aggregator: str
+    """The model that reads their answers and writes the final one."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.proposers, str) or not self.proposers:
+            raise ConfigError(
+                f"Mixture needs a non-empty list of proposers, not {self.proposers!r}"
+            )
+        object.__setattr__(self, "proposers", tuple(self.proposers))
+
+    def choose(self, request: RouteRequest) -> RouteDecision:
+        """Ask every proposer that is a candidate, with the aggregator as the check.
+
+        Raises:
+            ConfigError: no proposer is a candidate for the agent.
+        """
+        known = {s.name for s in request.candidates}
+        names = [m for m in self.proposers if m in known]
+        if not names:
+            raise ConfigError(
+                f"no proposer of the mixture ({', '.join(self.proposers)}) is a candidate for "
+                f"agent {request.agent.name!r}; check the constellation and the agent's tags"
+            )
+        reason = f"mixture: {', '.join(names)} propose, {self.aggregator} aggregates"
+        return RouteDecision(
+            names[0], reason, also=tuple(names[1:]), check=Aggregate(self.aggregator)
+        )

@@ -2,13 +2,16 @@
 
 On import — before any test module can import litellm — it switches litellm's network look-ups
 off (cost map, Hugging Face tokenizers). During every test it refuses connections to anything
-but loopback and fails the test that tried, unless the test is marked `allow_network`. Fixtures:
-`fake_models` (a fresh `FakeModel`), `openai_server` (a started `OpenAICompatibleServer`).
+but loopback and fails the test that tried, unless the test is marked `allow_network`; and it
+points the default run journal (`$ORCHESTRA_JOURNAL`) at a fresh temporary file, so runs never
+litter the project and no test sees another's runs. Fixtures: `fake_models` (a fresh
+`FakeModel`), `openai_server` (a started `OpenAICompatibleServer`).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import os
 import socket
 from collections.abc import Iterator
@@ -16,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from orchestra.journal.store import JOURNAL_ENV
 from orchestra.testing.fake import FakeModel
 from orchestra.testing.server import OpenAICompatibleServer
 
@@ -99,6 +103,27 @@ def _orchestra_network_guard(
             "(mark it allow_network if it really must)",
             pytrace=False,
         )
+
+
+_journals = itertools.count()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _orchestra_session_journal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runs made by session-scoped fixtures record into the session's temporary directory."""
+    folder = tmp_path_factory.getbasetemp() / "orchestra-journals" / "session"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(JOURNAL_ENV, str(folder / "runs.sqlite"))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _orchestra_journal(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test's runs record into a journal of its own (created only if a run writes)."""
+    folder = tmp_path_factory.getbasetemp() / "orchestra-journals" / str(next(_journals))
+    monkeypatch.setenv(JOURNAL_ENV, str(folder / "runs.sqlite"))
 
 
 @pytest.fixture

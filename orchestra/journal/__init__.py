@@ -1,0 +1,21 @@
+"""Durable runs: the SQLite journal, resume after a crash, graceful stop, the response cache.
+Not here: the scheduling itself (`orchestra.execution`) and rendering of runs (`orchestra.observe`).
+
+See docs/durability.md for the guarantee. The writer (`orchestra.journal.recorder`) is wired in
+by `Orchestra`; this package's front door holds what users touch.
+"""
+
+from orchestra.journal.cache import Cache, ResponseCache
+from orchestra.journal.records import NodeRecord, RunRecord
+from orchestra.journal.store import DEFAULT_JOURNAL, JOURNAL_ENV, Journal, default_journal_path
+
+__all__ = [
+    "DEFAULT_JOURNAL",
+    "JOURNAL_ENV",
+    "Cache",
+    "Journal",
+    "NodeRecord",
+    "ResponseCache",
+    "RunRecord",
+    "default_journal_path",
+]

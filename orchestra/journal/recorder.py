@@ -1,0 +1,597 @@
+"""`RunRecorder`: the one writer of a run's journal records, for one session of the run.
+
+The Orchestra opens a recorder when a run starts (or resumes) and subscribes it as an event
+sink; the scheduler runs every node through `RunRecorder.wrap`. The order of writes is the
+guarantee:
+
+1. before a node's model call, its dispatch is committed as `started` with its attempt number
+   and idempotency key; if that commit fails, the node makes no call and the run stops;
+2. its result is committed before the scheduler learns of it, so no dependent can start
+   before the result it reads is durable;
+3. a node cancelled in flight (a signal, a deadline) is committed as `cancelled`.
+
+Events are buffered and committed with the next node record (one commit per step, not per
+event). A journal that fails a write is `broken`: no further node starts, and the run raises
+`JournalError` with the work that finished.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+
+from orchestra.agents import Agent
+from orchestra.errors import BudgetExceeded, JournalError, NodeFailed
+from orchestra.execution.limits import Budget
+from orchestra.execution.runner import NodeOutcome
+from orchestra.journal.cache import Cache, ResponseCache
+from orchestra.journal.calls import NODE_CALLS, NodeCalls
+from orchestra.journal.lease import HEARTBEAT_SECONDS, Lease, read_lease
+from orchestra.journal.resume import StoredRun, load_run
+from orchestra.journal.store import Journal
+from orchestra.models.constellation import Constellation
+from orchestra.models.spec import ModelSpec
+from orchestra.observe.events import (
+    EVENTS,
+    Event,
+    MapExpanded,
+    ModelCalled,
+    NodeFinished,
+    RunFinished,
+)
+from orchestra.plan import Plan, Task
+from orchestra.planning.boss import PLAN_TASK
+from orchestra.results import NodeResult, RunResult, Usage
+
+__all__ = ["RunRecorder"]
+
+RunNode = Callable[[Task, Mapping[str, Any]], Awaitable[NodeOutcome]]
+_SECRET = re.compile(r"key|secret|token|password|auth|credential|cookie|header", re.IGNORECASE)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _redact(value: Any) -> Any:
+    """Provider options with every value under a secret-looking name replaced."""
+    if isinstance(value, dict):
+        items = cast(dict[Any, Any], value)
+        return {k: "***" if _SECRET.search(str(k)) else _redact(v) for k, v in items.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v) for v in cast(Iterable[Any], value)]
+    return value
+
+
+def public_spec(spec: ModelSpec) -> dict[str, Any]:
+    """A spec as the journal stores it: no API key, no credentials in the URL or options."""
+    data = spec.model_dump(mode="json", exclude={"api_key"})
+    if spec.api_base is not None:
+        parts = urlsplit(spec.api_base)
+        host = parts.netloc.rpartition("@")[2]
+        data["api_base"] = urlunsplit(parts._replace(netloc=host))
+    data["litellm_params"] = _redact(spec.litellm_params)
+    return data
+
+
+def _result_json(result: NodeResult) -> str:
+    try:
+        return result.model_dump_json()
+    except ValueError:  # an output pydantic cannot serialise: keep its text
+        text = json.loads(json.dumps(result.output, default=str))
+        return result.model_copy(update={"output": text}).model_dump_json()
+
+
+class RunRecorder:
+    """Records one session of one run (see the module docstring); also the run's event sink."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        journal: Journal | None,
+        conn: sqlite3.Connection | None,
+        lease: Lease | None,
+        cache: Cache | None,
+        stored: StoredRun | None = None,
+        cost_usd: float = 0.0,
+    ) -> None:
+        self.run_id = run_id
+        self.journal = journal
+        self.broken: JournalError | None = None
+        """Why the journal stopped accepting writes (None while it works)."""
+        self._conn = conn
+        self._lease = lease
+        self._cache_config = cache
+        self._cache: ResponseCache | None = None
+        self._session = stored.sessions if stored is not None else 1
+        self._previous = stored.status if stored is not None else None
+        self._attempts: dict[str, int] = dict(stored.attempts) if stored is not None else {}
+        self._replay = dict(stored.replay) if stored is not None else {}
+        self._results: dict[str, NodeResult] = dict(stored.results) if stored else {}
+        self._last_plan = stored.plan.model_dump_json() if stored and stored.plan else None
+        self._tasks: dict[str, Task] = (
+            {t.id: t for t in stored.plan.tasks} if stored and stored.plan else {}
+        )
+        self._planning = stored.planning if stored is not None else Usage()
+        self._cost = cost_usd
+        self._events: list[tuple[str, str, str]] = []
+        self._wrapped: set[str] = set()
+        self._expanded: dict[str, int] = {}
+        self._finished: RunFinished | None = None
+        if cache is not None and cache.path is not None:
+            self._cache = ResponseCache(cache.path, ttl=cache.ttl)
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def begin(
+        cls,
+        *,
+        journal: Journal | None,
+        cache: Cache | None,
+        run_id: str,
+        task: str | None,
+        inputs: Mapping[str, str],
+        models: Constellation,
+        agents: Iterable[Agent],
+        budget: Budget,
+        started: datetime,
+    ) -> RunRecorder:
+        """Record a new run and take its lease.
+
+        Raises:
+            JournalError: the journal cannot be written, or already holds `run_id`.
+        """
+        if journal is None:
+            return cls(run_id=run_id, journal=None, conn=None, lease=None, cache=cache)
+        conn = journal.connect()
+        lease = Lease.new()
+        team = [
+            {
+                "name": a.name,
+                "model": a.model,
+                "tags": sorted(a.tags),
+                "tools": [t.name for t in a.tools],
+            }
+            for a in agents
+        ]
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                if row is not None:
+                    raise JournalError(
+                        f"run {run_id!r} is already in journal {str(journal.path)!r} (status "
+                        f"{row[0]}); resume it with `await orch.resume({run_id!r})` or "
+                        f"`orchestra resume {run_id}`, or give this run another run_id",
+                        run_id=run_id,
+                        path=str(journal.path),
+                    )
+                conn.execute(
+                    "INSERT INTO runs (run_id, task, inputs, constellation, agents, budget, "
+                    "status, started, updated) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                    (
+                        run_id,
+                        task,
+                        json.dumps(dict(inputs)),
+                        json.dumps([public_spec(s) for s in models]),
+                        json.dumps(team),
+                        budget.model_dump_json(),
+                        started.isoformat(),
+                        _now(),
+                    ),
+                )
+                lease.take(conn, run_id)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                lease.release(None, run_id)
+                raise
+        except sqlite3.Error as exc:
+            conn.close()
+            raise JournalError(
+                f"journal {str(journal.path)!r} cannot record run {run_id!r} ({exc}); no model "
+                "was called",
+                run_id=run_id,
+                path=str(journal.path),
+            ) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return cls(run_id=run_id, journal=journal, conn=conn, lease=lease, cache=cache)
+
+    @classmethod
+    def resume(
+        cls, *, journal: Journal, cache: Cache | None, run_id: str
+    ) -> tuple[RunRecorder, StoredRun]:
+        """Take the lease of a recorded run and load it.
+
+        Raises:
+            JournalError: no such run, another live process holds it, or the journal
+                cannot be written.
+        """
+        conn = journal.connect()
+        lease = Lease.new()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                stored = load_run(conn, run_id)
+                if stored is None:
+                    raise journal.unknown(run_id)
+                held = read_lease(conn, run_id)
+                if held is not None and held.live():
+                    raise JournalError(
+                        f"run {run_id!r} is being run by {held.describe()}; only one process "
+                        "may drive a run: wait for it to finish (or stop it), then resume",
+                        run_id=run_id,
+                        path=str(journal.path),
+                    )
+                cost = conn.execute(
+                    "SELECT cost_usd FROM runs WHERE run_id = ?", (run_id,)
+                ).fetchone()[0]
+                conn.execute(
+                    "UPDATE runs SET status = 'running', sessions = sessions + 1, updated = ?, "
+                    "finished = NULL WHERE run_id = ?",
+                    (_now(), run_id),
+                )
+                lease.take(conn, run_id)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                lease.release(None, run_id)
+                raise
+        except sqlite3.Error as exc:
+            conn.close()
+            raise JournalError(
+                f"journal {str(journal.path)!r} cannot resume run {run_id!r} ({exc})",
+                run_id=run_id,
+                path=str(journal.path),
+            ) from exc
+        except BaseException:
+            conn.close()
+            raise
+        stored = replace(stored, sessions=stored.sessions + 1)
+        recorder = cls(
+            run_id=run_id,
+            journal=journal,
+            conn=conn,
+            lease=lease,
+            cache=cache,
+            stored=stored,
+            cost_usd=float(cost),
+        )
+        return recorder, stored
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _break(self, exc: BaseException) -> JournalError:
+        path = str(self.journal.path) if self.journal is not None else None
+        if self.broken is None:
+            self.broken = JournalError(
+                f"journal {path!r} could not be written ({exc}); run {self.run_id!r} stopped "
+                "before its next model call. Once the journal is writable again, resume it "
+                f"with `orchestra resume {self.run_id}`",
+                run_id=self.run_id,
+                path=path,
+            )
+        return self.broken
+
+    @contextmanager
+    def _transaction(self) -> Generator[sqlite3.Connection, None, None]:
+        """One commit with the buffered events; a failure breaks the journal.
+
+        Raises:
+            JournalError: the commit failed.
+        """
+        conn = self._conn
+        if conn is None:
+            raise JournalError("no journal connection")  # callers check; never reached
+        try:
+            conn.execute("BEGIN")
+            try:
+                if self._events:
+                    conn.executemany(
+                        "INSERT INTO events (run_id, kind, event) VALUES (?, ?, ?)", self._events
+                    )
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._break(exc) from exc
+        self._events.clear()
+
+    def _run_totals(self, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "UPDATE runs SET cost_usd = ?, planning = ?, updated = ? WHERE run_id = ?",
+            (self._cost, self._planning.model_dump_json(), _now(), self.run_id),
+        )
+
+    def record_plan(self, plan: Plan, *, failed_task: str | None = None) -> None:
+        """Record a plan (or, with `failed_task`, a replan merged into the plan so far)."""
+        self._tasks.update({t.id: t for t in plan.tasks})
+        encoded = plan.model_dump_json()
+        if self._conn is None or encoded == self._last_plan:
+            return  # a resumed run announces its stored plan again
+        self._last_plan = encoded
+        try:
+            with self._transaction() as conn:
+                conn.execute(
+                    "INSERT INTO plans (run_id, seq, plan, reason, failed_task, at) VALUES "
+                    "(?, (SELECT count(*) FROM plans WHERE run_id = ?), ?, ?, ?, ?)",
+                    (
+                        self.run_id,
+                        self.run_id,
+                        encoded,
+                        "plan" if failed_task is None else "replan",
+                        failed_task,
+                        _now(),
+                    ),
+                )
+                self._run_totals(conn)
+        except JournalError:
+            pass  # broken: the next node start fails fast
+
+    def _start(self, task: Task) -> tuple[int, str]:
+        """Commit the node's dispatch before its call; returns its attempt and key."""
+        if self.broken is not None:
+            raise self.broken
+        attempt = self._attempts.get(task.id, 0) + 1
+        self._attempts[task.id] = attempt
+        key = f"{self.run_id}:{task.id}:{attempt}"
+        if self._conn is not None:
+            with self._transaction() as conn:
+                conn.execute(
+                    "INSERT INTO nodes (run_id, task_id, attempt, status, idempotency_key, task, "
+                    "started, session) VALUES (?, ?, ?, 'started', ?, ?, ?, ?)",
+                    (
+                        self.run_id,
+                        task.id,
+                        attempt,
+                        key,
+                        task.model_dump_json(),
+                        _now(),
+                        self._session,
+                    ),
+                )
+        return attempt, key
+
+    def _settle(self, task_id: str, attempt: int, result: NodeResult | None, status: str) -> None:
+        """Commit how a dispatch ended (`result` None for a cancelled one)."""
+        if result is not None:
+            self._cost += result.cost_usd
+        if self._conn is None:
+            return
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE nodes SET status = ?, result = ?, cost_usd = ?, finished = ? "
+                "WHERE run_id = ? AND task_id = ? AND attempt = ?",
+                (
+                    status,
+                    None if result is None else _result_json(result),
+                    0.0 if result is None else result.cost_usd,
+                    _now(),
+                    self.run_id,
+                    task_id,
+                    attempt,
+                ),
+            )
+            self._run_totals(conn)
+
+    def wrap(self, run_node: RunNode) -> RunNode:
+        """`run_node` with its dispatch and result recorded around it (see the module doc)."""
+
+        async def run(task: Task, outputs: Mapping[str, Any]) -> NodeOutcome:
+            self._wrapped.add(task.id)
+            self._tasks.setdefault(task.id, task)
+            replayed = self._replay.pop(task.id, None)
+            if replayed is not None and replayed[0] == task:
+                self._results[task.id] = replayed[1]
+                return NodeOutcome(replayed[1])  # recorded before: no call, no new record
+            attempt, key = self._start(task)
+            cache = self._cache
+            if (
+                cache is not None
+                and self._cache_config
+                and not self._cache_config.applies_to(task.agent)
+            ):
+                cache = None
+            token = NODE_CALLS.set(NodeCalls(key, cache))
+            try:
+                outcome = await run_node(task, outputs)
+            except BaseException as exc:
+                # Cancelled in flight (a signal, the deadline), or a bug below: no result is
+                # recorded, so a resume runs the node again.
+                status = "failed" if isinstance(exc, Exception) else "cancelled"
+                with suppress(JournalError):
+                    self._settle(task.id, attempt, None, status)
+                raise
+            finally:
+                NODE_CALLS.reset(token)
+            result = outcome.result
+            try:
+                self._settle(task.id, attempt, result, "succeeded" if result.ok else "failed")
+            except JournalError as exc:
+                failed = result.model_copy(update={"output": None, "error": str(exc)})
+                return NodeOutcome(failed, exc)
+            if result.ok:
+                self._results[task.id] = result
+            return outcome
+
+        return run
+
+    # -- the event sink ----------------------------------------------------------------------
+
+    def __call__(self, event: Event) -> None:
+        """Take one event (the sink's entry point); never raises."""
+        if event.run_id != self.run_id:
+            return
+        try:
+            if self._conn is not None:
+                self._events.append((self.run_id, event.kind, EVENTS.dump_json(event).decode()))
+            if isinstance(event, ModelCalled) and event.task_id == PLAN_TASK:
+                usage = Usage.of(
+                    event.model,
+                    input_tokens=event.input_tokens,
+                    output_tokens=event.output_tokens,
+                    cost_usd=event.cost_usd,
+                )
+                self._planning = self._planning + usage
+                self._cost += event.cost_usd
+            elif isinstance(event, MapExpanded):
+                self._expanded[event.task_id] = event.items
+            elif isinstance(event, NodeFinished) and event.task_id not in self._wrapped:
+                self._join(event)
+            elif isinstance(event, RunFinished):
+                self._finished = event
+                self._cost = event.cost_usd
+        except JournalError:
+            pass  # broken: the next node start fails fast
+        except Exception as exc:  # a sink must not raise; a journal that cannot record stops
+            self._break(exc)
+
+    def _join(self, event: NodeFinished) -> None:
+        """Record a node the scheduler settled itself: a map task's join (or its failure)."""
+        kids = [f"{event.task_id}__{i}" for i in range(self._expanded.get(event.task_id, 0))]
+        task = self._tasks.get(event.task_id)
+        agent = task.agent if task is not None else ""
+        if event.error is None and all(k in self._results for k in kids):
+            result = NodeResult(
+                task_id=event.task_id,
+                agent=agent,
+                output=[self._results[k].output for k in kids],
+                started=event.at,
+                finished=event.at,
+            )
+            self._results[event.task_id] = result
+        else:
+            result = NodeResult(
+                task_id=event.task_id,
+                agent=agent,
+                started=event.at,
+                finished=event.at,
+                error=event.error or "a map item failed",
+            )
+        if task is None or self._conn is None:
+            return
+        attempt, _ = self._start(task)
+        self._settle(event.task_id, attempt, result, "succeeded" if result.ok else "failed")
+
+    # -- the session -----------------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await anyio.sleep(HEARTBEAT_SECONDS)
+            if self._conn is None or self._lease is None or self.broken is not None:
+                return
+            try:
+                with self._transaction() as conn:
+                    if not self._lease.renew(conn, self.run_id):
+                        raise sqlite3.OperationalError("the run's lease was taken over")
+            except JournalError:
+                return
+
+    async def guard(self, body: Callable[[], Awaitable[RunResult]]) -> RunResult:
+        """Run the session's body, renewing the lease meanwhile; record how it ended.
+
+        Raises:
+            JournalError: the journal broke during the run (`.result` holds what finished).
+            Whatever the body raises, as it raised it (never in an ExceptionGroup).
+        """
+        result: RunResult | None = None
+        error: Exception | None = None
+        try:
+            async with anyio.create_task_group() as group:
+                if self._conn is not None:
+                    group.start_soon(self._heartbeat)
+                try:
+                    result = await body()
+                except Exception as exc:  # raised below, never into the task group
+                    error = exc
+                finally:
+                    group.cancel_scope.cancel()
+        finally:
+            broken = self.broken
+            self._close(stopped=result is None and error is None)
+        if broken is not None:
+            partial = result
+            if isinstance(error, NodeFailed | BudgetExceeded):
+                partial = error.result
+            raise JournalError(
+                str(broken), run_id=self.run_id, path=broken.path, result=partial
+            ) from error
+        if error is not None:
+            raise error
+        if result is None:  # pragma: no cover - body returned or raised
+            raise RuntimeError("the run returned no result")
+        return result
+
+    def abandon(self) -> None:
+        """Give a resumed run back untouched (its stored plan did not fit): the status it had,
+        the lease released."""
+        conn = self._conn
+        if conn is None or self._previous is None:
+            self._close(stopped=True)
+            return
+        try:
+            with self._transaction() as writing:
+                writing.execute(
+                    "UPDATE runs SET status = ?, sessions = sessions - 1 WHERE run_id = ?",
+                    (self._previous, self.run_id),
+                )
+                if self._lease is not None:
+                    self._lease.release(writing, self.run_id)
+        except JournalError:
+            pass
+        finally:
+            self._conn = None
+            if self._lease is not None:
+                self._lease.release(None, self.run_id)
+            conn.close()
+            if self._cache is not None:
+                self._cache.close()
+
+    def _close(self, *, stopped: bool) -> None:
+        """Record the run's status, release its lease, close the connections."""
+        if self._cache is not None:
+            self._cache.close()
+        conn = self._conn
+        if conn is None:
+            return
+        status = self._finished.status if self._finished is not None else None
+        status = status or ("stopped" if stopped else "failed")
+        try:
+            with self._transaction() as writing:
+                writing.execute(
+                    "UPDATE runs SET status = ?, finished = ?, updated = ?, cost_usd = ?, "
+                    "planning = ? WHERE run_id = ?",
+                    (
+                        status,
+                        _now(),
+                        _now(),
+                        self._cost,
+                        self._planning.model_dump_json(),
+                        self.run_id,
+                    ),
+                )
+                if self._lease is not None:
+                    self._lease.release(writing, self.run_id)
+        except JournalError:
+            pass  # the run shows as interrupted; resuming it completes the record
+        finally:
+            self._conn = None
+            if self._lease is not None:
+                self._lease.release(None, self.run_id)
+            conn.close()
