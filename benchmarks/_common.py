@@ -7,6 +7,8 @@ for _name, _value in {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     "LITELLM_OFFLINE_MODE": "true",
     "HF_HUB_OFFLINE": "1",
+    # Benchmarks measure runs, not their journals (benchmarks/journal.py turns it on itself).
+    "ORCHESTRA_JOURNAL": "off",
 }.items():
     os.environ.setdefault(_name, _value)
 

@@ -35,6 +35,7 @@ import anyio
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ORCHESTRA_JOURNAL", "off")  # measure routing, not journals
 
 import orchestra as oc
 from orchestra.checks import Agree, Vote, answer_key

@@ -140,16 +140,20 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
 def _report(args: argparse.Namespace, console: Console) -> int:
     source = Path(args.source)
-    if not source.is_file():
-        raise OrchestraError(
-            f"no event log at {args.source!r}; runs cannot be looked up by id until the "
-            "journal lands: save a run's events with `orchestra run TASK --events run.jsonl` "
-            "and pass that file (or use `orchestra run TASK --report report.html`)"
-        )
-    try:
-        events = read_events(source)
-    except ValueError as exc:
-        raise OrchestraError(f"{source}: {exc}") from None
+    if source.is_file():
+        try:
+            events = read_events(source)
+        except ValueError as exc:
+            raise OrchestraError(f"{source}: {exc}") from None
+    else:
+        from orchestra.journal.store import Journal, default_journal_path
+
+        path = Path(args.journal) if args.journal else default_journal_path()
+        if path is None:
+            raise OrchestraError(
+                f"{args.source!r} is no event log, and the journal is off; pass --journal PATH"
+            )
+        events = Journal(path).events(args.source)
     if not events:
         raise OrchestraError(f"{source} holds no events")
     from orchestra.observe.report import write_report
@@ -216,9 +220,12 @@ def _parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", parents=[common], help="list the constellation")
     models.set_defaults(handler=_models)
     report = commands.add_parser(
-        "report", help="write the HTML report of a run from its saved events"
+        "report", help="write the HTML report of a recorded run (or of saved events)"
     )
-    report.add_argument("source", help="an event log (JSON lines) from `run --events FILE`")
+    report.add_argument(
+        "source", help="a run id from the journal, or an event log from `run --events FILE`"
+    )
+    report.add_argument("--journal", help="the journal to read run ids from (default: ours)")
     report.add_argument(
         "-o", "--output", default="report.html", help="where to write it (default report.html)"
     )

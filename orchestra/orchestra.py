@@ -479,6 +479,13 @@ class Orchestra:
         journal = self._require_journal()
         recorder, stored = RunRecorder.resume(journal=journal, cache=self.cache, run_id=run_id)
         try:
+            if stored.plan is None and stored.task is None:
+                raise JournalError(
+                    f"run {run_id!r} stopped before its plan was recorded, so none of it ran; "
+                    "execute the plan again",
+                    run_id=run_id,
+                    path=str(journal.path),
+                )
             planned = None
             if stored.task is not None and (stored.plan is None or self.boss is not None):
                 planned = _Planned(stored.task, self._planner())

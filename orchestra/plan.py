@@ -99,7 +99,9 @@ def dependencies_first(tasks: Iterable[Task], known: Collection[str] = ()) -> li
             return ordered + pending
         ordered += ready
         placed.update(t.id for t in ready)
-        pending = [t for t in pending if t not in ready]
+        # By identity: comparing pydantic models field by field made this quadratic and slow.
+        taken = {id(t) for t in ready}
+        pending = [t for t in pending if id(t) not in taken]
     return ordered
 
 

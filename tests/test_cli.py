@@ -102,3 +102,18 @@ def test_boss_model_error_exits_2_naming_the_cause(
         )
         assert main(["run", "x"]) == 2  # the boss itself fails: a ModelError
     assert "authentication" in capsys.readouterr().out
+
+
+def test_report_by_run_id_reads_the_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`orchestra report RUN_ID` builds the HTML report from the journal's recorded events."""
+    import orchestra as oc
+
+    assert main(["run", "A task", "--time-scale", "0"]) == 0
+    run_id = oc.Orchestra(models=oc.simulated.constellation(time_scale=0)).runs()[0].run_id
+    out = tmp_path / "report.html"
+    assert main(["report", run_id, "-o", str(out)]) == 0
+    assert "report:" in capsys.readouterr().out
+    assert run_id in out.read_text()
+    assert main(["report", "no-such-run", "-o", str(out)]) == 2

@@ -29,6 +29,7 @@ EXPECTED = {
     "09_streaming_plan.py": "(before the plan was done)",
     "10_replan.py": "replanned after 'analysis' failed",
     "11_map.py": "'describe' fanned out into 5 nodes",
+    "12_crash_and_resume.py": "resumed: the model was called for ['chart', 'draft', 'review']",
 }
 
 

@@ -55,16 +55,14 @@ async def _until_signal(start: Callable[[], Awaitable[RunResult]]) -> RunResult 
 
         async def watch(*, task_status: anyio.abc.TaskStatus[None]) -> None:
             try:
-                receiver = anyio.open_signal_receiver(*_SIGNALS)
+                with anyio.open_signal_receiver(*_SIGNALS) as signals:
+                    task_status.started()
+                    async for signum in signals:
+                        outcome.append(int(signum))
+                        group.cancel_scope.cancel()
+                        return
             except NotImplementedError:  # Windows: Ctrl-C stays a KeyboardInterrupt
                 task_status.started()
-                return
-            with receiver as signals:
-                task_status.started()
-                async for signum in signals:
-                    outcome.append(int(signum))
-                    group.cancel_scope.cancel()
-                    return
 
         await group.start(watch)
         try:

@@ -18,14 +18,12 @@ event). A journal that fails a write is `broken`: no further node starts, and th
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 import anyio
 
@@ -35,11 +33,11 @@ from orchestra.execution.limits import Budget
 from orchestra.execution.runner import NodeOutcome
 from orchestra.journal.cache import Cache, ResponseCache
 from orchestra.journal.calls import NODE_CALLS, NodeCalls
-from orchestra.journal.lease import HEARTBEAT_SECONDS, Lease, read_lease
-from orchestra.journal.resume import StoredRun, load_run
+from orchestra.journal.lease import HEARTBEAT_SECONDS, Lease
+from orchestra.journal.resume import StoredRun
+from orchestra.journal.sessions import new_run, take_run
 from orchestra.journal.store import Journal
 from orchestra.models.constellation import Constellation
-from orchestra.models.spec import ModelSpec
 from orchestra.observe.events import (
     EVENTS,
     Event,
@@ -55,32 +53,14 @@ from orchestra.results import NodeResult, RunResult, Usage
 __all__ = ["RunRecorder"]
 
 RunNode = Callable[[Task, Mapping[str, Any]], Awaitable[NodeOutcome]]
-_SECRET = re.compile(r"key|secret|token|password|auth|credential|cookie|header", re.IGNORECASE)
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def _redact(value: Any) -> Any:
-    """Provider options with every value under a secret-looking name replaced."""
-    if isinstance(value, dict):
-        items = cast(dict[Any, Any], value)
-        return {k: "***" if _SECRET.search(str(k)) else _redact(v) for k, v in items.items()}
-    if isinstance(value, list | tuple):
-        return [_redact(v) for v in cast(Iterable[Any], value)]
-    return value
-
-
-def public_spec(spec: ModelSpec) -> dict[str, Any]:
-    """A spec as the journal stores it: no API key, no credentials in the URL or options."""
-    data = spec.model_dump(mode="json", exclude={"api_key"})
-    if spec.api_base is not None:
-        parts = urlsplit(spec.api_base)
-        host = parts.netloc.rpartition("@")[2]
-        data["api_base"] = urlunsplit(parts._replace(netloc=host))
-    data["litellm_params"] = _redact(spec.litellm_params)
-    return data
+def _open_cache(cache: Cache | None) -> ResponseCache | None:
+    return None if cache is None or cache.path is None else ResponseCache(cache.path, ttl=cache.ttl)
 
 
 def _result_json(result: NodeResult) -> str:
@@ -102,6 +82,7 @@ class RunRecorder:
         conn: sqlite3.Connection | None,
         lease: Lease | None,
         cache: Cache | None,
+        store: ResponseCache | None,
         stored: StoredRun | None = None,
         cost_usd: float = 0.0,
     ) -> None:
@@ -112,7 +93,7 @@ class RunRecorder:
         self._conn = conn
         self._lease = lease
         self._cache_config = cache
-        self._cache: ResponseCache | None = None
+        self._cache = store
         self._session = stored.sessions if stored is not None else 1
         self._previous = stored.status if stored is not None else None
         self._attempts: dict[str, int] = dict(stored.attempts) if stored is not None else {}
@@ -128,8 +109,6 @@ class RunRecorder:
         self._wrapped: set[str] = set()
         self._expanded: dict[str, int] = {}
         self._finished: RunFinished | None = None
-        if cache is not None and cache.path is not None:
-            self._cache = ResponseCache(cache.path, ttl=cache.ttl)
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -147,118 +126,38 @@ class RunRecorder:
         budget: Budget,
         started: datetime,
     ) -> RunRecorder:
-        """Record a new run and take its lease.
+        """Record a new run and take its lease (and open the response cache).
 
         Raises:
             JournalError: the journal cannot be written, or already holds `run_id`.
         """
+        store = _open_cache(cache)
         if journal is None:
-            return cls(run_id=run_id, journal=None, conn=None, lease=None, cache=cache)
-        conn = journal.connect()
-        lease = Lease.new()
-        team = [
-            {
-                "name": a.name,
-                "model": a.model,
-                "tags": sorted(a.tags),
-                "tools": [t.name for t in a.tools],
-            }
-            for a in agents
-        ]
+            return cls(run_id=run_id, journal=None, conn=None, lease=None, cache=cache, store=store)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-                if row is not None:
-                    raise JournalError(
-                        f"run {run_id!r} is already in journal {str(journal.path)!r} (status "
-                        f"{row[0]}); resume it with `await orch.resume({run_id!r})` or "
-                        f"`orchestra resume {run_id}`, or give this run another run_id",
-                        run_id=run_id,
-                        path=str(journal.path),
-                    )
-                conn.execute(
-                    "INSERT INTO runs (run_id, task, inputs, constellation, agents, budget, "
-                    "status, started, updated) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-                    (
-                        run_id,
-                        task,
-                        json.dumps(dict(inputs)),
-                        json.dumps([public_spec(s) for s in models]),
-                        json.dumps(team),
-                        budget.model_dump_json(),
-                        started.isoformat(),
-                        _now(),
-                    ),
-                )
-                lease.take(conn, run_id)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                lease.release(None, run_id)
-                raise
-        except sqlite3.Error as exc:
-            conn.close()
-            raise JournalError(
-                f"journal {str(journal.path)!r} cannot record run {run_id!r} ({exc}); no model "
-                "was called",
-                run_id=run_id,
-                path=str(journal.path),
-            ) from exc
+            conn, lease = new_run(journal, run_id, task, inputs, models, agents, budget, started)
         except BaseException:
-            conn.close()
+            if store is not None:
+                store.close()
             raise
-        return cls(run_id=run_id, journal=journal, conn=conn, lease=lease, cache=cache)
+        return cls(run_id=run_id, journal=journal, conn=conn, lease=lease, cache=cache, store=store)
 
     @classmethod
     def resume(
         cls, *, journal: Journal, cache: Cache | None, run_id: str
     ) -> tuple[RunRecorder, StoredRun]:
-        """Take the lease of a recorded run and load it.
+        """Take the lease of a recorded run and load it (and open the response cache).
 
         Raises:
             JournalError: no such run, another live process holds it, or the journal
                 cannot be written.
         """
-        conn = journal.connect()
-        lease = Lease.new()
+        store = _open_cache(cache)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                stored = load_run(conn, run_id)
-                if stored is None:
-                    raise journal.unknown(run_id)
-                held = read_lease(conn, run_id)
-                if held is not None and held.live():
-                    raise JournalError(
-                        f"run {run_id!r} is being run by {held.describe()}; only one process "
-                        "may drive a run: wait for it to finish (or stop it), then resume",
-                        run_id=run_id,
-                        path=str(journal.path),
-                    )
-                cost = conn.execute(
-                    "SELECT cost_usd FROM runs WHERE run_id = ?", (run_id,)
-                ).fetchone()[0]
-                conn.execute(
-                    "UPDATE runs SET status = 'running', sessions = sessions + 1, updated = ?, "
-                    "finished = NULL WHERE run_id = ?",
-                    (_now(), run_id),
-                )
-                lease.take(conn, run_id)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                lease.release(None, run_id)
-                raise
-        except sqlite3.Error as exc:
-            conn.close()
-            raise JournalError(
-                f"journal {str(journal.path)!r} cannot resume run {run_id!r} ({exc})",
-                run_id=run_id,
-                path=str(journal.path),
-            ) from exc
+            conn, lease, stored, cost = take_run(journal, run_id)
         except BaseException:
-            conn.close()
+            if store is not None:
+                store.close()
             raise
         stored = replace(stored, sessions=stored.sessions + 1)
         recorder = cls(
@@ -267,8 +166,9 @@ class RunRecorder:
             conn=conn,
             lease=lease,
             cache=cache,
+            store=store,
             stored=stored,
-            cost_usd=float(cost),
+            cost_usd=cost,
         )
         return recorder, stored
 
@@ -388,7 +288,6 @@ class RunRecorder:
                     attempt,
                 ),
             )
-            self._run_totals(conn)
 
     def wrap(self, run_node: RunNode) -> RunNode:
         """`run_node` with its dispatch and result recorded around it (see the module doc)."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestra.execution.limits import Budget
-from orchestra.plan import Plan, Task
+from orchestra.plan import Plan, Task, dependencies_first
 from orchestra.results import NodeResult, Usage
 
 __all__ = ["StoredRun", "load_run", "seed_order"]
@@ -64,23 +64,14 @@ def seed_order(
     A task is seeded when it has a recorded result (or failed and was replanned around) and
     every task it depends on is seeded too.
     """
-    tasks = {t.id: t for t in plan.tasks}
     seeded: dict[str, NodeResult] = {}
     order: list[Task] = []
-    placed: set[str] = set()
-    pending = list(plan.tasks)
-    while pending:
-        ready = [t for t in pending if all(d in placed or d not in tasks for d in t.after)]
-        if not ready:
-            break  # a cycle cannot pass validation; stop rather than loop
-        for task in ready:
-            placed.add(task.id)
-            result = results.get(task.id)
-            usable = result is not None and (result.ok or task.id in replaced)
-            if usable and result is not None and all(d in seeded for d in task.after):
-                seeded[task.id] = result
-                order.append(task)
-        pending = [t for t in pending if t.id not in placed]
+    for task in dependencies_first(plan.tasks):
+        result = results.get(task.id)
+        usable = result is not None and (result.ok or task.id in replaced)
+        if usable and result is not None and all(d in seeded for d in task.after):
+            seeded[task.id] = result
+            order.append(task)
     return order, seeded
 
 

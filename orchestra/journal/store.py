@@ -177,15 +177,20 @@ class Journal:
     @staticmethod
     def _record(conn: sqlite3.Connection, run_id: str) -> RunRecord:
         row = conn.execute(
-            "SELECT status, task, cost_usd, started, updated, finished, sessions FROM runs "
-            "WHERE run_id = ?",
+            "SELECT status, task, cost_usd, planning, started, updated, finished, sessions "
+            "FROM runs WHERE run_id = ?",
             (run_id,),
         ).fetchone()
-        status, task, cost, started, updated, finished, sessions = row
+        status, task, cost, planning, started, updated, finished, sessions = row
         if status == "running":
             lease = read_lease(conn, run_id)
             if lease is None or not lease.live():
                 status = "interrupted"
+            # Not finished: the boss's calls and the nodes recorded so far.
+            nodes = conn.execute(
+                "SELECT coalesce(sum(cost_usd), 0) FROM nodes WHERE run_id = ?", (run_id,)
+            ).fetchone()[0]
+            cost = float(json.loads(planning).get("cost_usd", 0.0)) + float(nodes)
         done = conn.execute(
             "SELECT count(*) FROM nodes WHERE run_id = ? AND status = 'succeeded'", (run_id,)
         ).fetchone()[0]

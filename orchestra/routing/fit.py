@@ -194,7 +194,43 @@ def _rate(
             high = middle
         else:
             low = middle
-    return 10**high, picks(10**high)
+    return 10**high, _spend_the_rest(tables, picks(10**high), budget)
+
+
+def _spend_the_rest(
+    tables: Mapping[str, Sequence[tuple[float, float]]], chosen: dict[str, int], budget: float
+) -> dict[str, int]:
+    """Upgrade groups while money is left: one exchange rate for all groups (λ) can leave part
+    of the budget unspent, or miss a better mix; take the best correct-per-USD upgrade that
+    still fits, until none does. Then keep the better of that and every group's most accurate
+    option, when that fits (so the strong model alone, when affordable, is never beaten)."""
+    chosen = dict(chosen)
+
+    def spent(picks: Mapping[str, int]) -> float:
+        return sum(tables[g][i][1] for g, i in picks.items())
+
+    def correct(picks: Mapping[str, int]) -> float:
+        return sum(tables[g][i][0] for g, i in picks.items())
+
+    while True:
+        left = budget - spent(chosen)
+        best: tuple[float, str, int] | None = None
+        for group, table in tables.items():
+            now_correct, now_cost = table[chosen[group]]
+            for index, (right, cost) in enumerate(table):
+                gain, extra = right - now_correct, cost - now_cost
+                if gain <= 0 or extra > left + 1e-15:
+                    continue
+                rate = gain / extra if extra > 0 else float("inf")
+                if best is None or rate > best[0]:
+                    best = (rate, group, index)
+        if best is None:
+            break
+        chosen[best[1]] = best[2]
+    best_each = {g: max(range(len(t)), key=lambda i, t=t: t[i][0]) for g, t in tables.items()}
+    if spent(best_each) <= budget and correct(best_each) > correct(chosen):
+        return best_each
+    return chosen
 
 
 def fit_cascades(

@@ -60,7 +60,7 @@ async def test_map_fans_out_and_joins_in_item_order(fake: FakeModel, orch: oc.Or
 
 
 async def test_map_over_fifty_items_respects_the_cap(fake: FakeModel, team: list[oc.Agent]) -> None:
-    """Fifty items run with at most max_parallel in flight, and all fifty are joined."""
+    """Fifty items run in parallel, never more than max_parallel at once; all fifty are joined."""
     from orchestra.testing import fake_constellation
 
     running = peak = 0
@@ -79,7 +79,7 @@ async def test_map_over_fifty_items_respects_the_cap(fake: FakeModel, team: list
     orch = oc.Orchestra(models=fake_constellation(fake), agents=team, max_parallel=5)
     result = await orch.execute(plan_over("x"))
     assert len(result.nodes["each"].output) == 50
-    assert peak == 5
+    assert 1 < peak <= 5
 
 
 async def test_too_many_items_fail_the_map_task(fake: FakeModel, orch: oc.Orchestra) -> None:

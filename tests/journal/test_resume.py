@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -318,3 +319,27 @@ def test_sigterm_stops_dispatching_and_journals_calls_in_flight(
     assert "orchestra resume term" in str(caught.value)
     assert "1 call(s) in flight were cancelled" in str(caught.value)
     assert _statuses(orch, "term") == [("a", 1, "succeeded"), ("b", 1, "cancelled")]
+
+
+async def test_a_run_stopped_while_the_boss_planned_is_planned_on_resume(
+    fake: FakeModel, other: FakeModel, team: list[oc.Agent]
+) -> None:
+    """With no plan recorded there is no plan to keep: resuming asks the boss, then runs."""
+    reached = anyio.Event()
+
+    async def hold(request: FakeRequest) -> str:
+        reached.set()
+        await anyio.sleep_forever()
+        return "never"
+
+    fake.handler = hold
+    orch = _orch(fake, team, boss="boss")
+    async with anyio.create_task_group() as group:
+        group.start_soon(functools.partial(orch.run, "a task", run_id="early"))
+        await reached.wait()
+        group.cancel_scope.cancel()
+    assert orch.runs()[0].status == "stopped"
+    other.responses = {"plan": json.dumps({"tasks": [_task("z", "writer", "z")]})}
+    result = await _orch(other, team, boss="boss").resume("early")
+    assert result.output == "again z"
+    assert len(other.calls_for("plan")) == 1

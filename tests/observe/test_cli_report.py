@@ -45,10 +45,10 @@ def test_json_output_and_event_log_are_the_same_lines(
 
 
 def test_report_of_an_unknown_run_explains_the_journal(capsys: pytest.CaptureFixture[str]) -> None:
-    """Without the journal a run id cannot be looked up: exit 2, and the message says what works."""
+    """A run id the journal does not hold: exit 2, and the message says how to list runs."""
     assert main(["report", "3f2a9c0d1e7b"]) == 2
     out = capsys.readouterr().out
-    assert "no event log at '3f2a9c0d1e7b'" in out and "--events run.jsonl" in out
+    assert "no run '3f2a9c0d1e7b'" in out and "orchestra runs" in out
 
 
 def test_report_of_a_file_that_is_not_an_event_log(

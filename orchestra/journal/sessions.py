@@ -1,0 +1,177 @@
+"""Opening a session of a run: recording a new run, or taking over a recorded one.
+
+Both happen in one `BEGIN IMMEDIATE` transaction with the run's lease (see
+`orchestra.journal.lease`), so two processes racing for one run are serialised: exactly one
+gets it. What is stored of the constellation has its secrets removed (`public_spec`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+from orchestra.agents import Agent
+from orchestra.errors import JournalError
+from orchestra.execution.limits import Budget
+from orchestra.journal.lease import Lease, read_lease
+from orchestra.journal.resume import StoredRun, load_run
+from orchestra.journal.store import Journal
+from orchestra.models.constellation import Constellation
+from orchestra.models.spec import ModelSpec
+
+__all__ = ["new_run", "public_spec", "take_run"]
+
+_SECRET = re.compile(r"key|secret|token|password|auth|credential|cookie|header", re.IGNORECASE)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _redact(value: Any) -> Any:
+    """Provider options with every value under a secret-looking name replaced."""
+    if isinstance(value, dict):
+        items = cast(dict[Any, Any], value)
+        return {k: "***" if _SECRET.search(str(k)) else _redact(v) for k, v in items.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v) for v in cast(Iterable[Any], value)]
+    return value
+
+
+def public_spec(spec: ModelSpec) -> dict[str, Any]:
+    """A spec as the journal stores it: no API key, no credentials in the URL or options."""
+    data = spec.model_dump(mode="json", exclude={"api_key"})
+    if spec.api_base is not None:
+        parts = urlsplit(spec.api_base)
+        host = parts.netloc.rpartition("@")[2]
+        data["api_base"] = urlunsplit(parts._replace(netloc=host))
+    data["litellm_params"] = _redact(spec.litellm_params)
+    return data
+
+
+def new_run(
+    journal: Journal,
+    run_id: str,
+    task: str | None,
+    inputs: Mapping[str, str],
+    models: Constellation,
+    agents: Iterable[Agent],
+    budget: Budget,
+    started: datetime,
+) -> tuple[sqlite3.Connection, Lease]:
+    """Record a new run and take its lease, in one transaction.
+
+    Raises:
+        JournalError: the journal cannot be written, or already holds `run_id`.
+    """
+    conn = journal.connect()
+    lease = Lease.new()
+    team = [
+        {
+            "name": a.name,
+            "model": a.model,
+            "tags": sorted(a.tags),
+            "tools": [t.name for t in a.tools],
+        }
+        for a in agents
+    ]
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is not None:
+                raise JournalError(
+                    f"run {run_id!r} is already in journal {str(journal.path)!r} (status "
+                    f"{row[0]}); resume it with `await orch.resume({run_id!r})` or "
+                    f"`orchestra resume {run_id}`, or give this run another run_id",
+                    run_id=run_id,
+                    path=str(journal.path),
+                )
+            conn.execute(
+                "INSERT INTO runs (run_id, task, inputs, constellation, agents, budget, "
+                "status, started, updated) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                (
+                    run_id,
+                    task,
+                    json.dumps(dict(inputs)),
+                    json.dumps([public_spec(s) for s in models]),
+                    json.dumps(team),
+                    budget.model_dump_json(),
+                    started.isoformat(),
+                    _now(),
+                ),
+            )
+            lease.take(conn, run_id)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            lease.release(None, run_id)
+            raise
+    except sqlite3.Error as exc:
+        conn.close()
+        raise JournalError(
+            f"journal {str(journal.path)!r} cannot record run {run_id!r} ({exc}); no model "
+            "was called",
+            run_id=run_id,
+            path=str(journal.path),
+        ) from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn, lease
+
+
+def take_run(journal: Journal, run_id: str) -> tuple[sqlite3.Connection, Lease, StoredRun, float]:
+    """Take the lease of a recorded run and load it, in one transaction; also returns the
+    USD recorded so far.
+
+    Raises:
+        JournalError: no such run, another live process holds it, or the journal cannot
+            be written.
+    """
+    conn = journal.connect()
+    lease = Lease.new()
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            stored = load_run(conn, run_id)
+            if stored is None:
+                raise journal.unknown(run_id)
+            held = read_lease(conn, run_id)
+            if held is not None and held.live():
+                raise JournalError(
+                    f"run {run_id!r} is being run by {held.describe()}; only one process "
+                    "may drive a run: wait for it to finish (or stop it), then resume",
+                    run_id=run_id,
+                    path=str(journal.path),
+                )
+            cost = conn.execute("SELECT cost_usd FROM runs WHERE run_id = ?", (run_id,)).fetchone()[
+                0
+            ]
+            conn.execute(
+                "UPDATE runs SET status = 'running', sessions = sessions + 1, updated = ?, "
+                "finished = NULL WHERE run_id = ?",
+                (_now(), run_id),
+            )
+            lease.take(conn, run_id)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            lease.release(None, run_id)
+            raise
+    except sqlite3.Error as exc:
+        conn.close()
+        raise JournalError(
+            f"journal {str(journal.path)!r} cannot resume run {run_id!r} ({exc})",
+            run_id=run_id,
+            path=str(journal.path),
+        ) from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn, lease, stored, float(cost)
