@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 import uuid
 import warnings
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,36 +20,31 @@ from orchestra.errors import (
     BudgetExceeded,
     ConfigError,
     JournalError,
-    NodeFailed,
     OrchestraError,
-    PlanError,
 )
-from orchestra.execution.limits import Budget, ModelLimits, estimate_tokens
-from orchestra.execution.runner import NodeRunner, as_text
-from orchestra.execution.scheduler import Schedule, Scheduler
+from orchestra.execution.driver import Planned, RunContext, RunDriver, usage_of
+from orchestra.execution.limits import Budget, ModelLimits
+from orchestra.execution.runner import as_text
+from orchestra.execution.scheduler import Schedule
 from orchestra.journal.cache import Cache
 from orchestra.journal.recorder import RunRecorder
 from orchestra.journal.records import RunRecord
 from orchestra.journal.store import Journal, default_journal_path
 from orchestra.models.breaker import CircuitBreakers
-from orchestra.models.client import Completion, ModelClient
+from orchestra.models.client import ModelClient
 from orchestra.models.constellation import Constellation
 from orchestra.models.resilience import Resilience
 from orchestra.models.spec import ModelSpec
 from orchestra.observe.events import (
-    BudgetStopped,
     Event,
     EventSink,
-    PlanReady,
-    Replanned,
     RunFinished,
     RunStarted,
 )
 from orchestra.observe.stream import EventStream
-from orchestra.plan import Plan, Task
+from orchestra.plan import Plan
 from orchestra.planning.boss import Planner
-from orchestra.planning.replan import LoopGuard
-from orchestra.results import NodeResult, RunResult, Usage
+from orchestra.results import RunResult
 from orchestra.routing.base import RoutingPolicy
 from orchestra.routing.policies import Cheapest
 from orchestra.validation import validate_plan
@@ -63,21 +57,9 @@ DEFAULT_AGENT = Agent(
 )
 """The agent an Orchestra gets when it is given none."""
 
-# What a typical worker answer costs in output tokens, for critical-path estimates.
-_TYPICAL_OUTPUT_TOKENS = 300
-
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _usage_of(completions: Iterable[Completion]) -> Usage:
-    total = Usage()
-    for c in completions:
-        total = total + Usage.of(
-            c.model, input_tokens=c.input_tokens, output_tokens=c.output_tokens, cost_usd=c.cost_usd
-        )
-    return total
 
 
 def _journal(journal: str | os.PathLike[str] | Journal | bool | None) -> Journal | None:
@@ -105,29 +87,6 @@ def _cache(cache: bool | Cache | None) -> Cache | None:
         folder = journal.parent if journal is not None else Path.cwd() / ".orchestra"
         place = str(folder / "cache.sqlite")
     return settings.model_copy(update={"path": str(Path(place).expanduser().absolute())})
-
-
-@dataclass(frozen=True)
-class _Planned:
-    """A run planned by the boss: its task, and the planner that can replan it."""
-
-    task: str
-    planner: Planner
-
-
-@dataclass(frozen=True)
-class _RunContext:
-    """What one run is: its id, budget, start, inputs, how it was planned (if it was), and
-    its journal writer."""
-
-    run_id: str
-    budget: Budget
-    started: datetime
-    inputs: Mapping[str, Any]
-    planned: _Planned | None = None
-    recorder: RunRecorder | None = None
-    replans: int = 0
-    """Replans the run made before this session (a resumed run)."""
 
 
 class Orchestra:
@@ -299,11 +258,11 @@ class Orchestra:
             PlanError, ModelError, NodeFailed, BudgetExceeded: see `execute` and `plan`.
         """
         run_id = run_id or uuid.uuid4().hex[:12]
-        planned = _Planned(task, self._planner())
-        context = _RunContext(run_id, budget or self.budget, _now(), inputs or {}, planned)
+        planned = Planned(task, self._planner())
+        context = RunContext(run_id, budget or self.budget, _now(), inputs or {}, planned)
         return await self._recorded(context, self._planned_run)
 
-    async def _planned_run(self, context: _RunContext) -> RunResult:
+    async def _planned_run(self, context: RunContext) -> RunResult:
         """The body of `run`: the boss plans the task, then the plan runs."""
         run_id, budget, started = context.run_id, context.budget, context.started
         if context.planned is None:  # pragma: no cover - `run` and `resume` set it
@@ -312,7 +271,7 @@ class Orchestra:
         planned = context.planned
         self._emit(RunStarted(run_id=run_id, task=task))
         if self.models[planner.boss].stream:
-            return await self._execute(context, planned)
+            return await self._driver().execute(context, planned)
         answer = None
         with anyio.move_on_after(budget.max_seconds or math.inf):
             try:
@@ -328,14 +287,14 @@ class Orchestra:
                 )
                 raise
         if answer is None:
-            result = self._result(run_id, None, Schedule(stopped="max_seconds"), started)
+            result = self._driver().result(run_id, None, Schedule(stopped="max_seconds"), started)
             raise BudgetExceeded(
                 f"run {run_id} hit max_seconds={budget.max_seconds} while the boss was planning",
                 limit="max_seconds",
                 result=result,
             )
         plan, completions = answer
-        return await self._execute(context, plan, spent=_usage_of(completions))
+        return await self._driver().execute(context, plan, spent=usage_of(completions))
 
     def run_sync(
         self,
@@ -417,11 +376,11 @@ class Orchestra:
         validate_plan(
             plan, agents=self.agents.keys(), models=self.models.names, inputs=(inputs or {}).keys()
         )
-        context = _RunContext(run_id, budget or self.budget, started, inputs or {})
+        context = RunContext(run_id, budget or self.budget, started, inputs or {})
 
-        async def body(context: _RunContext) -> RunResult:
+        async def body(context: RunContext) -> RunResult:
             self._emit(RunStarted(run_id=run_id))
-            return await self._execute(context, plan)
+            return await self._driver().execute(context, plan)
 
         return await self._recorded(context, body)
 
@@ -488,7 +447,7 @@ class Orchestra:
                 )
             planned = None
             if stored.task is not None and (stored.plan is None or self.boss is not None):
-                planned = _Planned(stored.task, self._planner())
+                planned = Planned(stored.task, self._planner())
             if stored.plan is not None:
                 validate_plan(
                     stored.plan,
@@ -499,7 +458,7 @@ class Orchestra:
         except BaseException:
             recorder.abandon()  # gives the run back as it was
             raise
-        context = _RunContext(
+        context = RunContext(
             run_id,
             budget or stored.budget,
             _now(),
@@ -508,12 +467,12 @@ class Orchestra:
             replans=stored.replans,
         )
 
-        async def body(context: _RunContext) -> RunResult:
+        async def body(context: RunContext) -> RunResult:
             if stored.plan is None:
                 return await self._planned_run(context)  # stopped before the plan was recorded
             self._emit(RunStarted(run_id=run_id, task=stored.task))
             seed = (stored.seed_tasks, stored.results)
-            return await self._execute(context, stored.plan, spent=stored.spent, seed=seed)
+            return await self._driver().execute(context, stored.plan, spent=stored.spent, seed=seed)
 
         return await self._recorded(context, body, recorder=recorder)
 
@@ -523,8 +482,8 @@ class Orchestra:
 
     async def _recorded(
         self,
-        context: _RunContext,
-        body: Callable[[_RunContext], Awaitable[RunResult]],
+        context: RunContext,
+        body: Callable[[RunContext], Awaitable[RunResult]],
         *,
         recorder: RunRecorder | None = None,
     ) -> RunResult:
@@ -550,221 +509,18 @@ class Orchestra:
             if recorder in self._sinks:
                 self._sinks.remove(recorder)
 
-    def _weight(self, task: Task) -> float:
-        """Estimated seconds of a task, for critical-path priorities."""
-        pinned = task.model or self.agents[task.agent].model
-        specs = [self.models[pinned]] if pinned is not None else list(self.models)
-        prompt_tokens = estimate_tokens(task.prompt)
-        return statistics.fmean(
-            s.predict_latency(prompt_tokens=prompt_tokens, output_tokens=_TYPICAL_OUTPUT_TOKENS)
-            for s in specs
-        )
-
-    def _scheduler(self, context: _RunContext, runner: NodeRunner, spent: Usage) -> Scheduler:
-        left = context.budget.max_seconds
-        if left is not None:
-            left = max(left - (_now() - context.started).total_seconds(), 1e-3)
-        recorder = context.recorder
-        return Scheduler(
-            run_id=context.run_id,
-            run_node=runner.run if recorder is None else recorder.wrap(runner.run),
-            budget=context.budget.model_copy(update={"max_seconds": left}),
-            max_parallel=self.max_parallel,
-            weight=self._weight,
-            emit=self._emit,
-            usage=spent,
-        )
-
-    def _plan_ready(self, context: _RunContext, plan: Plan) -> None:
-        if context.recorder is not None:
-            context.recorder.record_plan(plan)  # before any of its nodes can start
-        self._emit(
-            PlanReady(
-                run_id=context.run_id,
-                task_ids=tuple(t.id for t in plan.tasks),
-                edges=tuple((d, t.id) for t in plan.tasks for d in t.after),
-            )
-        )
-
-    async def _stream_plan(
-        self, context: _RunContext, planned: _Planned, scheduler: Scheduler
-    ) -> tuple[Plan | None, Schedule]:
-        """Plan while running: the streaming boss's tasks are dispatched as they arrive.
-
-        Returns the plan (None if the run stopped before the boss finished it) and the schedule.
-        """
-        schedule = Schedule()
-        plan: Plan | None = None
-
-        async with anyio.create_task_group() as group:
-
-            async def drive() -> None:
-                nonlocal schedule
-                schedule = await scheduler.run()
-                # A run that stopped early (failure, budget) needs no more of the plan.
-                group.cancel_scope.cancel()
-
-            group.start_soon(drive)
-            try:
-                plan, completions = await planned.planner.plan_streaming(
-                    planned.task,
-                    dispatch=lambda task: scheduler.add([task]),
-                    inputs=list(context.inputs),
-                    run_id=context.run_id,
-                )
-            except BaseException:
-                group.cancel_scope.cancel()  # the plan never validated: stop its tasks
-                raise
-            finally:
-                scheduler.close()
-            scheduler.charge(_usage_of(completions))
-            self._plan_ready(context, plan)
-        if plan is None and scheduler.tasks:
-            plan = Plan(tasks=scheduler.tasks)
-        return plan, schedule
-
-    async def _execute(
-        self,
-        context: _RunContext,
-        plan: Plan | _Planned,
-        *,
-        spent: Usage | None = None,
-        seed: tuple[Sequence[Task], Mapping[str, NodeResult]] = ((), {}),
-    ) -> RunResult:
-        runner = NodeRunner(
-            run_id=context.run_id,
-            constellation=self.models,
+    def _driver(self) -> RunDriver:
+        # Built per run from the current settings: users may change router or max_replans.
+        return RunDriver(
+            models=self.models,
             agents=self.agents,
             router=self.router,
             client=self._client,
             limits=self._limits,
-            inputs={name: as_text(value) for name, value in context.inputs.items()},
-            emit=self._emit,
             resilience=self._resilience,
-        )
-        scheduler = self._scheduler(context, runner, spent or Usage())
-        if isinstance(plan, _Planned):
-            streamed, schedule = await self._stream_plan(context, plan, scheduler)
-            if streamed is None:
-                return self._finish(context, None, schedule)
-            plan = streamed
-        else:
-            self._plan_ready(context, plan)
-            done, results = seed  # a resumed run: what finished does not run again
-            scheduler.seed(done, results)
-            scheduler.add([t for t in plan.tasks if t.id not in results])
-            scheduler.close()
-            schedule = await scheduler.run()
-        guard = LoopGuard()
-        guard.remember(plan.tasks)
-        for attempt in range(context.replans + 1, self.max_replans + 1):
-            if schedule.failed is None or context.planned is None:
-                break
-            if context.recorder is not None and context.recorder.broken is not None:
-                break  # no boss call whose plan could not be recorded
-            failed = schedule.nodes[schedule.failed]
-            new, completions = await context.planned.planner.replan(
-                context.planned.task,
-                plan=plan,
-                nodes=schedule.nodes,
-                failed=schedule.failed,
-                error=failed.error or "",
-                not_run=schedule.not_run,
-                inputs=list(context.inputs),
-                run_id=context.run_id,
-            )
-            loop = guard.check(new.tasks)
-            if loop is not None:
-                schedule.error = PlanError(f"loop guard: {loop}; the run stops here")
-                break
-            guard.remember(new.tasks)
-            self._emit(
-                Replanned(
-                    run_id=context.run_id,
-                    attempt=attempt,
-                    failed_task=schedule.failed,
-                    new_tasks=tuple(t.id for t in new.tasks),
-                )
-            )
-            ran = [t for t in plan.tasks if t.id in schedule.nodes]
-            answer = new.output or (new.sinks()[0] if len(new.sinks()) == 1 else None)
-            plan = Plan(tasks=(*ran, *new.tasks), output=answer)
-            if context.recorder is not None:
-                context.recorder.record_plan(plan, failed_task=schedule.failed)
-            scheduler = self._scheduler(context, runner, schedule.usage + _usage_of(completions))
-            scheduler.seed(ran, schedule.nodes)
-            scheduler.add(new.tasks)
-            scheduler.close()
-            schedule = await scheduler.run()
-        return self._finish(context, plan, schedule)
-
-    def _finish(self, context: _RunContext, plan: Plan | None, schedule: Schedule) -> RunResult:
-        run_id, budget = context.run_id, context.budget
-        result = self._result(run_id, plan, schedule, context.started)
-        if schedule.stopped is not None:
-            self._emit(
-                BudgetStopped(
-                    run_id=run_id,
-                    limit=schedule.stopped,
-                    cost_usd=result.cost_usd,
-                    tokens=result.usage.total_tokens,
-                )
-            )
-        self._emit(
-            RunFinished(
-                run_id=run_id,
-                status=result.status,
-                cost_usd=result.cost_usd,
-                seconds=result.seconds,
-            )
-        )
-        if schedule.failed is not None:
-            failed = schedule.nodes[schedule.failed]
-            guard = f"\n{schedule.error}" if isinstance(schedule.error, PlanError) else ""
-            raise NodeFailed(
-                f"task {schedule.failed!r} failed: {failed.error}{guard}\n"
-                f"{sum(n.ok for n in schedule.nodes.values())} finished node(s) are kept in "
-                ".result.nodes",
-                task_id=schedule.failed,
-                result=result,
-            ) from schedule.error
-        if result.status == "budget_exceeded":
-            limit = schedule.stopped or "budget"
-            raise BudgetExceeded(
-                f"run {run_id} hit its budget ({limit}={getattr(budget, limit, None)}) after "
-                f"spending ${result.cost_usd:.4f} and {result.usage.total_tokens} tokens; "
-                f"{len(schedule.not_run)} task(s) did not run: {', '.join(schedule.not_run)}",
-                limit=limit,
-                result=result,
-            )
-        return result
-
-    def _result(
-        self, run_id: str, plan: Plan | None, schedule: Schedule, started: datetime
-    ) -> RunResult:
-        complete = plan is not None and not schedule.not_run and schedule.failed is None
-        if schedule.failed is not None:
-            status = "failed"
-        elif complete:
-            status = "succeeded"  # a limit reached by the very last calls stopped nothing
-        else:
-            status = "budget_exceeded"
-        output: Any = None
-        if complete and plan is not None:
-            ids = plan.answer_ids()
-            if len(ids) == 1:
-                output = schedule.nodes[ids[0]].output
-            else:
-                output = "\n\n".join(f"## {i}\n\n{as_text(schedule.nodes[i].output)}" for i in ids)
-        return RunResult(
-            run_id=run_id,
-            status=status,
-            output=output,
-            plan=plan,
-            nodes=schedule.nodes,
-            usage=schedule.usage,
-            started=started,
-            finished=_now(),
+            emit=self._emit,
+            max_parallel=self.max_parallel,
+            max_replans=self.max_replans,
         )
 
     def __repr__(self) -> str:

@@ -1,0 +1,312 @@
+"""The run driver: one run's DAG through the scheduler, replanning, and its outcome.
+
+The `Orchestra` is configuration and entry points; this module does the running: it builds the
+node runner and the scheduler, streams a plan into a running DAG, replans what is left after a
+failure (with loop guards), and turns the schedule into a `RunResult` or a typed error.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import anyio
+
+from orchestra.agents import Agent
+from orchestra.errors import BudgetExceeded, NodeFailed, PlanError
+from orchestra.execution.limits import Budget, ModelLimits, estimate_tokens
+from orchestra.execution.runner import NodeRunner, as_text
+from orchestra.execution.scheduler import Schedule, Scheduler
+from orchestra.journal.recorder import RunRecorder
+from orchestra.models.client import Completion, ModelClient
+from orchestra.models.constellation import Constellation
+from orchestra.models.resilience import Resilience
+from orchestra.observe.events import (
+    BudgetStopped,
+    EventSink,
+    PlanReady,
+    Replanned,
+    RunFinished,
+)
+from orchestra.plan import Plan, Task
+from orchestra.planning.boss import Planner
+from orchestra.planning.replan import LoopGuard
+from orchestra.results import NodeResult, RunResult, Usage
+from orchestra.routing.base import RoutingPolicy
+
+__all__ = ["Planned", "RunContext", "RunDriver", "usage_of"]
+
+# What a typical worker answer costs in output tokens, for critical-path estimates.
+_TYPICAL_OUTPUT_TOKENS = 300
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def usage_of(completions: Iterable[Completion]) -> Usage:
+    """What a list of completions cost, by model."""
+    total = Usage()
+    for c in completions:
+        total = total + Usage.of(
+            c.model, input_tokens=c.input_tokens, output_tokens=c.output_tokens, cost_usd=c.cost_usd
+        )
+    return total
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A run planned by the boss: its task, and the planner that can replan it."""
+
+    task: str
+    planner: Planner
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What one run is: its id, budget, start, inputs, how it was planned (if it was), and
+    its journal writer."""
+
+    run_id: str
+    budget: Budget
+    started: datetime
+    inputs: Mapping[str, Any]
+    planned: Planned | None = None
+    recorder: RunRecorder | None = None
+    replans: int = 0
+    """Replans the run made before this session (a resumed run)."""
+
+
+@dataclass
+class RunDriver:
+    """Runs plans with one Orchestra's models, agents, policies and shared limits."""
+
+    models: Constellation
+    agents: Mapping[str, Agent]
+    router: RoutingPolicy
+    client: ModelClient
+    limits: ModelLimits
+    resilience: Resilience
+    emit: EventSink
+    max_parallel: int | None
+    max_replans: int
+
+    def _weight(self, task: Task) -> float:
+        """Estimated seconds of a task, for critical-path priorities."""
+        pinned = task.model or self.agents[task.agent].model
+        specs = [self.models[pinned]] if pinned is not None else list(self.models)
+        prompt_tokens = estimate_tokens(task.prompt)
+        return statistics.fmean(
+            s.predict_latency(prompt_tokens=prompt_tokens, output_tokens=_TYPICAL_OUTPUT_TOKENS)
+            for s in specs
+        )
+
+    def _scheduler(self, context: RunContext, runner: NodeRunner, spent: Usage) -> Scheduler:
+        left = context.budget.max_seconds
+        if left is not None:
+            left = max(left - (_now() - context.started).total_seconds(), 1e-3)
+        recorder = context.recorder
+        return Scheduler(
+            run_id=context.run_id,
+            run_node=runner.run if recorder is None else recorder.wrap(runner.run),
+            budget=context.budget.model_copy(update={"max_seconds": left}),
+            max_parallel=self.max_parallel,
+            weight=self._weight,
+            emit=self.emit,
+            usage=spent,
+        )
+
+    def _plan_ready(self, context: RunContext, plan: Plan) -> None:
+        if context.recorder is not None:
+            context.recorder.record_plan(plan)  # before any of its nodes can start
+        self.emit(
+            PlanReady(
+                run_id=context.run_id,
+                task_ids=tuple(t.id for t in plan.tasks),
+                edges=tuple((d, t.id) for t in plan.tasks for d in t.after),
+            )
+        )
+
+    async def _stream_plan(
+        self, context: RunContext, planned: Planned, scheduler: Scheduler
+    ) -> tuple[Plan | None, Schedule]:
+        """Plan while running: the streaming boss's tasks are dispatched as they arrive.
+
+        Returns the plan (None if the run stopped before the boss finished it) and the schedule.
+        """
+        schedule = Schedule()
+        plan: Plan | None = None
+
+        async with anyio.create_task_group() as group:
+
+            async def drive() -> None:
+                nonlocal schedule
+                schedule = await scheduler.run()
+                # A run that stopped early (failure, budget) needs no more of the plan.
+                group.cancel_scope.cancel()
+
+            group.start_soon(drive)
+            try:
+                plan, completions = await planned.planner.plan_streaming(
+                    planned.task,
+                    dispatch=lambda task: scheduler.add([task]),
+                    inputs=list(context.inputs),
+                    run_id=context.run_id,
+                )
+            except BaseException:
+                group.cancel_scope.cancel()  # the plan never validated: stop its tasks
+                raise
+            finally:
+                scheduler.close()
+            scheduler.charge(usage_of(completions))
+            self._plan_ready(context, plan)
+        if plan is None and scheduler.tasks:
+            plan = Plan(tasks=scheduler.tasks)
+        return plan, schedule
+
+    async def execute(
+        self,
+        context: RunContext,
+        plan: Plan | Planned,
+        *,
+        spent: Usage | None = None,
+        seed: tuple[Sequence[Task], Mapping[str, NodeResult]] = ((), {}),
+    ) -> RunResult:
+        runner = NodeRunner(
+            run_id=context.run_id,
+            constellation=self.models,
+            agents=self.agents,
+            router=self.router,
+            client=self.client,
+            limits=self.limits,
+            inputs={name: as_text(value) for name, value in context.inputs.items()},
+            emit=self.emit,
+            resilience=self.resilience,
+        )
+        scheduler = self._scheduler(context, runner, spent or Usage())
+        if isinstance(plan, Planned):
+            streamed, schedule = await self._stream_plan(context, plan, scheduler)
+            if streamed is None:
+                return self._finish(context, None, schedule)
+            plan = streamed
+        else:
+            self._plan_ready(context, plan)
+            done, results = seed  # a resumed run: what finished does not run again
+            scheduler.seed(done, results)
+            scheduler.add([t for t in plan.tasks if t.id not in results])
+            scheduler.close()
+            schedule = await scheduler.run()
+        guard = LoopGuard()
+        guard.remember(plan.tasks)
+        for attempt in range(context.replans + 1, self.max_replans + 1):
+            if schedule.failed is None or context.planned is None:
+                break
+            if context.recorder is not None and context.recorder.broken is not None:
+                break  # no boss call whose plan could not be recorded
+            failed = schedule.nodes[schedule.failed]
+            new, completions = await context.planned.planner.replan(
+                context.planned.task,
+                plan=plan,
+                nodes=schedule.nodes,
+                failed=schedule.failed,
+                error=failed.error or "",
+                not_run=schedule.not_run,
+                inputs=list(context.inputs),
+                run_id=context.run_id,
+            )
+            loop = guard.check(new.tasks)
+            if loop is not None:
+                schedule.error = PlanError(f"loop guard: {loop}; the run stops here")
+                break
+            guard.remember(new.tasks)
+            self.emit(
+                Replanned(
+                    run_id=context.run_id,
+                    attempt=attempt,
+                    failed_task=schedule.failed,
+                    new_tasks=tuple(t.id for t in new.tasks),
+                )
+            )
+            ran = [t for t in plan.tasks if t.id in schedule.nodes]
+            answer = new.output or (new.sinks()[0] if len(new.sinks()) == 1 else None)
+            plan = Plan(tasks=(*ran, *new.tasks), output=answer)
+            if context.recorder is not None:
+                context.recorder.record_plan(plan, failed_task=schedule.failed)
+            scheduler = self._scheduler(context, runner, schedule.usage + usage_of(completions))
+            scheduler.seed(ran, schedule.nodes)
+            scheduler.add(new.tasks)
+            scheduler.close()
+            schedule = await scheduler.run()
+        return self._finish(context, plan, schedule)
+
+    def _finish(self, context: RunContext, plan: Plan | None, schedule: Schedule) -> RunResult:
+        run_id, budget = context.run_id, context.budget
+        result = self.result(run_id, plan, schedule, context.started)
+        if schedule.stopped is not None:
+            self.emit(
+                BudgetStopped(
+                    run_id=run_id,
+                    limit=schedule.stopped,
+                    cost_usd=result.cost_usd,
+                    tokens=result.usage.total_tokens,
+                )
+            )
+        self.emit(
+            RunFinished(
+                run_id=run_id,
+                status=result.status,
+                cost_usd=result.cost_usd,
+                seconds=result.seconds,
+            )
+        )
+        if schedule.failed is not None:
+            failed = schedule.nodes[schedule.failed]
+            guard = f"\n{schedule.error}" if isinstance(schedule.error, PlanError) else ""
+            raise NodeFailed(
+                f"task {schedule.failed!r} failed: {failed.error}{guard}\n"
+                f"{sum(n.ok for n in schedule.nodes.values())} finished node(s) are kept in "
+                ".result.nodes",
+                task_id=schedule.failed,
+                result=result,
+            ) from schedule.error
+        if result.status == "budget_exceeded":
+            limit = schedule.stopped or "budget"
+            raise BudgetExceeded(
+                f"run {run_id} hit its budget ({limit}={getattr(budget, limit, None)}) after "
+                f"spending ${result.cost_usd:.4f} and {result.usage.total_tokens} tokens; "
+                f"{len(schedule.not_run)} task(s) did not run: {', '.join(schedule.not_run)}",
+                limit=limit,
+                result=result,
+            )
+        return result
+
+    def result(
+        self, run_id: str, plan: Plan | None, schedule: Schedule, started: datetime
+    ) -> RunResult:
+        complete = plan is not None and not schedule.not_run and schedule.failed is None
+        if schedule.failed is not None:
+            status = "failed"
+        elif complete:
+            status = "succeeded"  # a limit reached by the very last calls stopped nothing
+        else:
+            status = "budget_exceeded"
+        output: Any = None
+        if complete and plan is not None:
+            ids = plan.answer_ids()
+            if len(ids) == 1:
+                output = schedule.nodes[ids[0]].output
+            else:
+                output = "\n\n".join(f"## {i}\n\n{as_text(schedule.nodes[i].output)}" for i in ids)
+        return RunResult(
+            run_id=run_id,
+            status=status,
+            output=output,
+            plan=plan,
+            nodes=schedule.nodes,
+            usage=schedule.usage,
+            started=started,
+            finished=_now(),
+        )
