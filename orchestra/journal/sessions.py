@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -54,6 +55,37 @@ def public_spec(spec: ModelSpec) -> dict[str, Any]:
     return data
 
 
+@contextmanager
+def _claiming(
+    journal: Journal, run_id: str, action: str, note: str = ""
+) -> Generator[tuple[sqlite3.Connection, Lease], None, None]:
+    """One write transaction that ends by taking the run's lease: the body's writes and the
+    lease commit together or not at all. On failure the connection is closed; SQLite errors
+    become a JournalError saying what could not be done."""
+    conn = journal.connect()
+    lease = Lease.new()
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn, lease
+            lease.take(conn, run_id)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            lease.release(None, run_id)
+            raise
+    except sqlite3.Error as exc:
+        conn.close()
+        raise JournalError(
+            f"journal {str(journal.path)!r} cannot {action} {run_id!r} ({exc}){note}",
+            run_id=run_id,
+            path=str(journal.path),
+        ) from exc
+    except BaseException:
+        conn.close()
+        raise
+
+
 def new_run(
     journal: Journal,
     run_id: str,
@@ -69,8 +101,6 @@ def new_run(
     Raises:
         JournalError: the journal cannot be written, or already holds `run_id`.
     """
-    conn = journal.connect()
-    lease = Lease.new()
     team = [
         {
             "name": a.name,
@@ -80,49 +110,30 @@ def new_run(
         }
         for a in agents
     ]
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            if row is not None:
-                raise JournalError(
-                    f"run {run_id!r} is already in journal {str(journal.path)!r} (status "
-                    f"{row[0]}); resume it with `await orch.resume({run_id!r})` or "
-                    f"`orchestra resume {run_id}`, or give this run another run_id",
-                    run_id=run_id,
-                    path=str(journal.path),
-                )
-            conn.execute(
-                "INSERT INTO runs (run_id, task, inputs, constellation, agents, budget, "
-                "status, started, updated) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-                (
-                    run_id,
-                    task,
-                    json.dumps(dict(inputs)),
-                    json.dumps([public_spec(s) for s in models]),
-                    json.dumps(team),
-                    budget.model_dump_json(),
-                    started.isoformat(),
-                    _now(),
-                ),
+    with _claiming(journal, run_id, "record run", "; no model was called") as (conn, lease):
+        row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is not None:
+            raise JournalError(
+                f"run {run_id!r} is already in journal {str(journal.path)!r} (status "
+                f"{row[0]}); resume it with `await orch.resume({run_id!r})` or "
+                f"`orchestra resume {run_id}`, or give this run another run_id",
+                run_id=run_id,
+                path=str(journal.path),
             )
-            lease.take(conn, run_id)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            lease.release(None, run_id)
-            raise
-    except sqlite3.Error as exc:
-        conn.close()
-        raise JournalError(
-            f"journal {str(journal.path)!r} cannot record run {run_id!r} ({exc}); no model "
-            "was called",
-            run_id=run_id,
-            path=str(journal.path),
-        ) from exc
-    except BaseException:
-        conn.close()
-        raise
+        conn.execute(
+            "INSERT INTO runs (run_id, task, inputs, constellation, agents, budget, "
+            "status, started, updated) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+            (
+                run_id,
+                task,
+                json.dumps(dict(inputs)),
+                json.dumps([public_spec(s) for s in models]),
+                json.dumps(team),
+                budget.model_dump_json(),
+                started.isoformat(),
+                _now(),
+            ),
+        )
     return conn, lease
 
 
@@ -134,44 +145,22 @@ def take_run(journal: Journal, run_id: str) -> tuple[sqlite3.Connection, Lease, 
         JournalError: no such run, another live process holds it, or the journal cannot
             be written.
     """
-    conn = journal.connect()
-    lease = Lease.new()
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            stored = load_run(conn, run_id)
-            if stored is None:
-                raise journal.unknown(run_id)
-            held = read_lease(conn, run_id)
-            if held is not None and held.live():
-                raise JournalError(
-                    f"run {run_id!r} is being run by {held.describe()}; only one process "
-                    "may drive a run: wait for it to finish (or stop it), then resume",
-                    run_id=run_id,
-                    path=str(journal.path),
-                )
-            cost = conn.execute("SELECT cost_usd FROM runs WHERE run_id = ?", (run_id,)).fetchone()[
-                0
-            ]
-            conn.execute(
-                "UPDATE runs SET status = 'running', sessions = sessions + 1, updated = ?, "
-                "finished = NULL WHERE run_id = ?",
-                (_now(), run_id),
+    with _claiming(journal, run_id, "resume run") as (conn, lease):
+        stored = load_run(conn, run_id)
+        if stored is None:
+            raise journal.unknown(run_id)
+        held = read_lease(conn, run_id)
+        if held is not None and held.live():
+            raise JournalError(
+                f"run {run_id!r} is being run by {held.describe()}; only one process "
+                "may drive a run: wait for it to finish (or stop it), then resume",
+                run_id=run_id,
+                path=str(journal.path),
             )
-            lease.take(conn, run_id)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            lease.release(None, run_id)
-            raise
-    except sqlite3.Error as exc:
-        conn.close()
-        raise JournalError(
-            f"journal {str(journal.path)!r} cannot resume run {run_id!r} ({exc})",
-            run_id=run_id,
-            path=str(journal.path),
-        ) from exc
-    except BaseException:
-        conn.close()
-        raise
+        cost = conn.execute("SELECT cost_usd FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0]
+        conn.execute(
+            "UPDATE runs SET status = 'running', sessions = sessions + 1, updated = ?, "
+            "finished = NULL WHERE run_id = ?",
+            (_now(), run_id),
+        )
     return conn, lease, stored, float(cost)
