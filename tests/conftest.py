@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 import orchestra as oc
-from orchestra.testing import FakeModel, fake_constellation
+from orchestra.testing import FakeModel, FakeRequest, fake_constellation
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -20,6 +20,32 @@ def _warm_litellm() -> None:
     plan = oc.Plan(tasks=[oc.Task(id="warm", agent="assistant", prompt="hi")])
     anyio.run(oc.Orchestra(models=models).execute, plan, backend="asyncio")
     warm.close()
+
+
+class InFlight:
+    """A FakeModel handler that answers after a short wait and records the peak of calls in
+    flight at once."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.peak = 0
+
+    async def answer(self, request: FakeRequest) -> str:
+        import anyio
+
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        await anyio.sleep(0.01)
+        self.running -= 1
+        return "x"
+
+
+@pytest.fixture
+def in_flight(fake: FakeModel) -> InFlight:
+    """The fake answers through an InFlight counter (read `.peak` after the run)."""
+    counter = InFlight()
+    fake.handler = counter.answer
+    return counter
 
 
 @pytest.fixture

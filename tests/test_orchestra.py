@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import pytest
 
 import orchestra as oc
+
+if TYPE_CHECKING:
+    from tests.conftest import InFlight
 from orchestra.testing import FakeModel, FakeReply, FakeRequest
 
 pytestmark = pytest.mark.anyio
@@ -146,28 +150,16 @@ async def test_deadline_cancels_in_flight_and_keeps_finished(
     assert list(info.value.result.nodes) == ["quick"]
 
 
-async def test_max_parallel_caps_nodes_in_flight(fake: FakeModel, team: list[oc.Agent]) -> None:
+async def test_max_parallel_caps_nodes_in_flight(
+    fake: FakeModel, team: list[oc.Agent], in_flight: InFlight
+) -> None:
     """With max_parallel=2 no more than two nodes run at once, highest priority first."""
     from orchestra.testing import fake_constellation
 
     orch = oc.Orchestra(models=fake_constellation(fake), agents=team, max_parallel=2)
-    running = 0
-    peak = 0
-
-    async def answer(request: FakeRequest) -> str:
-        nonlocal running, peak
-        import anyio
-
-        running += 1
-        peak = max(peak, running)
-        await anyio.sleep(0.01)
-        running -= 1
-        return "x"
-
-    fake.handler = answer
     plan = oc.Plan(tasks=[oc.Task(id=f"t{i}", agent="researcher", prompt="x") for i in range(6)])
     await orch.execute(plan)
-    assert peak == 2
+    assert in_flight.peak == 2
 
 
 async def test_hot_swap_mid_run_sends_later_calls_to_new_model(

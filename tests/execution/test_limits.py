@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import anyio
 import anyio.lowlevel
 import pytest
 
 import orchestra as oc
+
+if TYPE_CHECKING:
+    from tests.conftest import InFlight
 from orchestra.execution.limits import ModelLimits, RateWindow, estimate_tokens
-from orchestra.testing import FakeModel, FakeRequest, fake_constellation
+from orchestra.testing import FakeModel, fake_constellation
 
 pytestmark = pytest.mark.anyio
 
@@ -232,20 +237,8 @@ async def test_raising_max_concurrency_releases_waiters() -> None:
         release.set()
 
 
-async def test_max_concurrency_caps_calls_in_flight(fake: FakeModel) -> None:
+async def test_max_concurrency_caps_calls_in_flight(fake: FakeModel, in_flight: InFlight) -> None:
     """max_concurrency=2 on a spec keeps at most two calls in flight across six ready tasks."""
-    running = 0
-    peak = 0
-
-    async def answer(request: FakeRequest) -> str:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await anyio.sleep(0.01)
-        running -= 1
-        return "x"
-
-    fake.handler = answer
     orch = oc.Orchestra(
         models=fake_constellation(fake, {"fast": {"max_concurrency": 2}}),
         agents=[oc.Agent(name="w", model="fast")],
@@ -254,4 +247,4 @@ async def test_max_concurrency_caps_calls_in_flight(fake: FakeModel) -> None:
     result = await orch.execute(plan)
     assert result.status == "succeeded"
     assert len(fake.calls) == 6
-    assert peak == 2
+    assert in_flight.peak == 2
