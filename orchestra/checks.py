@@ -67,6 +67,9 @@ class Answer:
     """Why the call failed, when it did."""
     asked: str | None = None
     """The model the route named, when another (a fallback) answered instead."""
+    output_tokens: int = 0
+    """Completion tokens the answer took, as the provider reported them (learned checks
+    read them: a long reasoning often means a hard question)."""
 
     @property
     def ok(self) -> bool:

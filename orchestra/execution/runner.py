@@ -339,6 +339,7 @@ class NodeRunner:
                     cost_usd=mine.usage.cost_usd,
                     stage=stage,
                     asked=name if done.model != name else None,
+                    output_tokens=mine.usage.output_tokens,
                 )
             except OrchestraError as exc:
                 answers[index] = Answer(

@@ -12,6 +12,7 @@ from orchestra.routing.cascade import Cascade, Stage, dump_cascades, load_cascad
 from orchestra.routing.fit import Outcome, cross_validate, fit_cascades, replay
 from orchestra.routing.llm import LLMRouter
 from orchestra.routing.policies import Cheapest, Fixed, Mixture, PerAgent
+from orchestra.routing.scored import Scored
 from orchestra.routing.slack import SlackAware
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "RouteDecision",
     "RouteRequest",
     "RoutingPolicy",
+    "Scored",
     "SlackAware",
     "Stage",
     "cross_validate",

@@ -28,6 +28,7 @@ from orchestra.checks import Aggregate, Agree, Check, Verify, Vote, answer_key
 from orchestra.errors import ConfigError
 from orchestra.routing.base import RouteDecision, RouteRequest, RoutingPolicy
 from orchestra.routing.policies import Cheapest, PerAgent
+from orchestra.routing.scored import Scored
 
 __all__ = ["Cascade", "Stage", "dump_cascades", "load_cascades"]
 
@@ -118,8 +119,8 @@ class Cascade:
         """The cascade as plain JSON-ready data (see `from_dict`).
 
         Raises:
-            ConfigError: a check is not one of `Agree`, `Vote`, `Verify`, `Aggregate` with
-            default settings.
+            ConfigError: a check is not one of `Agree`, `Vote`, `Scored`, `Verify`,
+            `Aggregate` with default settings.
         """
         return {
             "stages": [
@@ -165,14 +166,16 @@ def _check_to_dict(check: Check | None) -> dict[str, Any] | None:
         return {"kind": "agree", "min_agree": check.min_agree}
     if isinstance(check, Vote) and check.key is answer_key:
         return {"kind": "vote"}
+    if isinstance(check, Scored) and check.key is answer_key:
+        return check.to_dict()
     if isinstance(check, Verify) and check.template == Verify(check.model).template:
         return {"kind": "verify", "model": check.model}
     default = Aggregate(check.model) if isinstance(check, Aggregate) else None
     if isinstance(check, Aggregate) and check == default:
         return {"kind": "aggregate", "model": check.model}
     raise ConfigError(
-        f"cannot save check {check!r}: only Agree, Vote, Verify and Aggregate with their default "
-        "answer key and prompt are saved; build custom checks in code"
+        f"cannot save check {check!r}: only Agree, Vote, Scored, Verify and Aggregate with their "
+        "default answer key and prompt are saved; build custom checks in code"
     )
 
 
@@ -188,6 +191,8 @@ def _check_from_dict(data: Any, position: int) -> Check | None:
             return Agree(int(spec.get("min_agree", 2)))
         if kind == "vote":
             return Vote()
+        if kind == "scored":
+            return Scored.from_dict(spec)
         if kind == "verify":
             return Verify(str(spec["model"]))
         if kind == "aggregate":
@@ -196,7 +201,7 @@ def _check_from_dict(data: Any, position: int) -> Check | None:
         raise ConfigError(f"cascade stage {position}: bad {kind} check: {exc}") from exc
     raise ConfigError(
         f"cascade stage {position}: unknown check kind {kind!r}; "
-        "use agree, vote, verify or aggregate"
+        "use agree, vote, scored, verify or aggregate"
     )
 
 

@@ -31,7 +31,7 @@ def test_benchmark_runs_every_policy_on_a_slice(capsys: pytest.CaptureFixture[st
     """40 dev queries through every policy: a table, CV figures and a complete RESULT line."""
     figures = benchmark().main(["--data", str(DATA), "--limit", "40", "--cv-repeats", "1"])
     out = capsys.readouterr().out
-    assert "fitted cascades (preset)" in out and "oracle" in out
+    assert "learned cascades (preset)" in out and "oracle" in out
     last = out.strip().splitlines()[-1]
     assert last.startswith("RESULT {")
     required = {"policy", "accuracy", "cost_per_query_usd", "strong_model", "strong_accuracy",

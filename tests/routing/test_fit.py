@@ -14,6 +14,8 @@ import orchestra as oc
 from orchestra.checks import Agree, Vote
 from orchestra.routing import Cascade, Outcome, Stage, cross_validate, fit_cascades, replay
 from orchestra.routing.fit import Query
+from orchestra.routing.logistic import Logistic
+from orchestra.routing.scored import Scored
 from orchestra.testing import RecordedAnswer, RecordedConstellation, RecordedQuery
 
 CHEAP = ("a", "b", "c")
@@ -25,8 +27,8 @@ AGREE_THEN_STRONG = Cascade(
 
 
 def outcome(key: str | None, correct: bool, cost: float = 1e-4) -> Outcome:
-    """A recorded outcome."""
-    return Outcome(key, correct, cost)
+    """A recorded outcome; its output tokens are what its cost buys at PRICES."""
+    return Outcome(key, correct, cost, round(cost * 1e6))
 
 
 @st.composite
@@ -55,7 +57,7 @@ def test_replay_accepts_agreement_and_escalates_otherwise() -> None:
 
 def test_replay_refuses_checks_it_cannot_replay() -> None:
     """Verify needs a live model: replaying it is a ConfigError, as is a query nobody answered."""
-    with pytest.raises(oc.ConfigError, match="Agree and Vote"):
+    with pytest.raises(oc.ConfigError, match="Agree, Vote and Scored"):
         replay(Cascade((Stage(("a",), oc.checks.Verify("b")),)), {"a": outcome("1", True)})
     with pytest.raises(oc.ConfigError, match="no model of the cascade"):
         replay(AGREE_THEN_STRONG, {"z": outcome("1", True)})
@@ -77,21 +79,35 @@ def recorded_of(rows: Sequence[Mapping[str, Outcome]]) -> RecordedConstellation:
     return RecordedConstellation(built, prices=PRICES)
 
 
+# A scorer trusting agreement and short answers; the threshold sits among its scores.
+SCORED_THEN_STRONG = Cascade(
+    (
+        Stage(("a", "b"), Scored(("a", "b"), Logistic((2.0, 0.3, 0.3, -1.0, -0.5), 0.4,
+                                                      (0.6, 0.5, 0.5, 1.5, 1.5), (0.3,) * 5), 0.6)),
+        Stage(("strong",)),
+    )
+)  # fmt: skip
+
+
 @pytest.mark.slow
-@settings(max_examples=5, deadline=None)
-@given(st.lists(queries(), min_size=6, max_size=6))
-def test_replay_matches_the_live_runner(rows: list[dict[str, Outcome]]) -> None:
-    """Running a cascade through Orchestra keeps the same model, at the same cost, as replay."""
+@settings(max_examples=6, deadline=None)
+@given(
+    st.lists(queries(), min_size=6, max_size=6),
+    st.sampled_from([AGREE_THEN_STRONG, SCORED_THEN_STRONG]),
+)
+def test_replay_matches_the_live_runner(rows: list[dict[str, Outcome]], cascade: Cascade) -> None:
+    """Running a cascade through Orchestra keeps the same model, at the same cost, as replay
+    (for a learned check too: the live answers carry the output tokens it reads)."""
     recorded = recorded_of(rows)
     orch = oc.Orchestra(
         models=recorded.constellation(),
         agents=[oc.Agent(name="t")],
-        router=AGREE_THEN_STRONG,
+        router=cascade,
     )
     plan = oc.Plan(tasks=[oc.Task(id=q.qid, agent="t", prompt=q.prompt) for q in recorded.queries])
     result = anyio.run(orch.execute, plan, backend="asyncio")
     for query, row in zip(recorded.queries, rows, strict=True):
-        run = replay(AGREE_THEN_STRONG, row)
+        run = replay(cascade, row)
         node = result.nodes[query.qid]
         assert node.model == run.model
         assert node.cost_usd == pytest.approx(run.cost_usd)
@@ -155,3 +171,68 @@ def test_cross_validation_is_deterministic_and_sane() -> None:
     assert first == again
     assert first.splits == 4
     assert 0 <= first.accuracy <= 1 and 0 < first.cost_ratio <= 1
+
+
+# -- learned first stages --------------------------------------------------------------------
+
+
+def learnable(count: int) -> list[dict[str, Outcome]]:
+    """Queries where a and b agreeing means right, and disagreeing means the strong model is
+    needed; long answers of b are wrong."""
+    rows: list[dict[str, Outcome]] = []
+    for index in range(count):
+        easy = index % 3 != 0
+        rows.append({
+            "a": outcome("1" if easy else "2", easy, 1e-5),
+            "b": outcome("1" if easy else "3", easy, 1e-5 if easy else 9e-5),
+            "c": outcome("1", True, 5e-5),
+            "strong": outcome("1", True, 1e-3),
+        })  # fmt: skip
+    return rows
+
+
+def test_learned_first_stage_escalates_what_it_does_not_trust() -> None:
+    """With `first`, the group's cascade is Scored(first) then the strong model; the scorer
+    learns that disagreement is wrong, so exactly the hard third escalates."""
+    rows = learnable(30)
+    fit = fit_cascades({"t": rows}, strong="strong", first={"t": ("b", "a")}, max_cost_ratio=0.5)
+    cascade = fit.cascades["t"]
+    first, last = cascade.stages
+    assert isinstance(first.check, Scored) and last.models == ("strong",)
+    assert set(first.models) == {"a", "b"}
+    runs = [replay(cascade, row) for row in rows]
+    assert [r.model == "strong" for r in runs] == [i % 3 == 0 for i in range(30)]
+    assert fit.accuracy == 1.0
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(queries(), min_size=4, max_size=14), st.sampled_from([0.1, 0.3, 1.0]))
+def test_learned_fit_is_what_replay_gives_and_within_budget(
+    rows: list[dict[str, Outcome]], ratio: float
+) -> None:
+    """The figures a learned fit reports are those of replaying its cascades; it spends at most
+    the budget whenever its cheapest choice fits in it (a query no cheap model answered always
+    escalates), and with the whole strong budget it is at least as accurate as the strong
+    model."""
+    groups = groups_of(rows)
+    first = {"even": ("a", "b"), "odd": ("a", "b", "c")}
+    fit = fit_cascades(groups, strong="strong", first=first, max_cost_ratio=ratio)
+    runs = [replay(fit.cascades[g], q) for g, qs in groups.items() for q in qs]
+    assert fit.accuracy == pytest.approx(sum(r.correct for r in runs) / len(runs))
+    assert fit.cost_usd == pytest.approx(sum(r.cost_usd for r in runs) / len(runs))
+    cheapest = fit_cascades(groups, strong="strong", first=first, max_cost_ratio=1e-9)
+    if cheapest.cost_usd <= ratio * fit.strong_cost_usd:
+        assert fit.cost_usd <= ratio * fit.strong_cost_usd * (1 + 1e-9)
+    if ratio == 1.0:
+        assert fit.accuracy >= fit.strong_accuracy - 1e-12
+
+
+def test_learned_fit_refuses_bad_first_stages() -> None:
+    """Unknown groups and models without outcomes are ConfigErrors naming them."""
+    rows = learnable(6)
+    with pytest.raises(oc.ConfigError, match="unknown groups"):
+        fit_cascades({"t": rows}, strong="strong", first={"other": ("a",)})
+    with pytest.raises(oc.ConfigError, match="missing: zzz"):
+        fit_cascades({"t": rows}, strong="strong", first={"t": ("a", "zzz")})
+    with pytest.raises(oc.ConfigError, match="no first-stage models"):
+        fit_cascades({"t": rows}, strong="strong", first={"t": ()})
