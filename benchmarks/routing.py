@@ -52,9 +52,10 @@ DS, MINI, FLASH = "deepseek-v2.5-0908", "gpt-4o-mini-2024-07-18", "gemini-1.5-fl
 RECOMMENDED = "learned cascades (preset)"
 # The learned first stages: per task, the cheap models whose answers the scorer reads (the
 # cheapest strong-enough ones there; searching subsets on dev overfitted it). The budget keeps
-# a margin under the 0.25 target: held-out cost lands a little above the fitted one.
+# a margin under the 0.25 target: held-out cost lands a little above the fitted one, and on
+# ~2,000 queries its ratio varies by about 0.011 (bootstrap over dev).
 FIRST = {"gsm": (FLASH, MINI), "crux": (DS, MINI), "math-l5": (FLASH, DS, MINI)}
-FIT_SETTINGS: dict[str, Any] = {"max_cost_ratio": 0.24, "pool": 4, "cheap_ratio": 0.08, "c": 0.3}
+FIT_SETTINGS: dict[str, Any] = {"max_cost_ratio": 0.235, "pool": 4, "cheap_ratio": 0.08, "c": 0.3}
 
 
 def fit(groups: Mapping[str, Sequence[Query]]) -> oc.routing.fit.Fit:
