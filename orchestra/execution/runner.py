@@ -401,7 +401,9 @@ class NodeRunner:
             attempts.append(Attempt(model=hit.model, started=now, finished=now, cached=True))
             reason = f"cache hit (no request, no cost); {decision.reason}"
             self.emit(
-                ModelCalled(run_id=self.run_id, task_id=task.id, model=hit.model, reason=reason)
+                ModelCalled(
+                    run_id=self.run_id, task_id=task.id, model=hit.model, reason=reason, cached=True
+                )
             )
             return hit
 

@@ -4,8 +4,8 @@ Opt-in (`Orchestra(cache=True)` or `cache=Cache(ttl=..., agents=[...])`). A requ
 identified by its content: the litellm model string, the endpoint, the provider options
 (`litellm_params`), the messages and the tools; the spec's name and prices do not count. A hit
 answers at once, costs nothing and uses no tokens; it is marked on the node's attempt
-(`Attempt.cached`) and in its `model_called` event (`reason` starts with `cache hit`). Only
-answers are stored, never errors. Entries expire after `ttl` seconds.
+(`Attempt.cached`) and in its `model_called` event (`cached`; `reason` starts with
+`cache hit`). Only answers are stored, never errors. Entries expire after `ttl` seconds.
 
 A cache is only right for requests whose answer may be reused: with a sampling temperature
 above zero, a hit returns one sample again instead of drawing a new one.

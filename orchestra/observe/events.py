@@ -112,6 +112,8 @@ class ModelCalled(_Event):
     error: str | None = None
     error_type: str | None = None
     """A short, low-cardinality class of the error (`ModelError`, `429`...), for tracing."""
+    cached: bool = False
+    """True when the response cache answered: no request was sent and nothing was charged."""
 
 
 class NodeFinished(_Event):

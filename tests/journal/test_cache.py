@@ -41,7 +41,8 @@ def test_an_identical_run_is_answered_from_the_cache_for_free(
     assert first.cost_usd > 0 and second.cost_usd == 0
     assert all(a.cached for n in second.nodes.values() for a in n.attempts)
     assert not any(a.cached for n in first.nodes.values() for a in n.attempts)
-    hits = [e for e in events if isinstance(e, ModelCalled) and e.reason.startswith("cache hit")]
+    hits = [e for e in events if isinstance(e, ModelCalled) and e.cached]
+    assert all(e.reason.startswith("cache hit") and e.cost_usd == 0 for e in hits)
     assert [e.task_id for e in hits] == ["facts", "memo"]
     assert orch.cache is not None and orch.cache.path is not None
     assert Path(orch.cache.path).parent == Path(str(orch.journal.path)).parent  # type: ignore[union-attr]
