@@ -22,23 +22,16 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from orchestra.config import CONFIG_FILE, load_orchestra
+from orchestra._cli_parts import build_orchestra, usage_table
+from orchestra.config import CONFIG_FILE
 from orchestra.errors import BudgetExceeded, NodeFailed, OrchestraError
 from orchestra.journal.commands import RunInterrupted, add_commands, stop_on_signal
-from orchestra.models import simulated
 from orchestra.observe.events import Event, EventSink
 from orchestra.observe.jsonl import JsonLines, read_events
 from orchestra.observe.live import LiveView
-from orchestra.orchestra import Orchestra
 from orchestra.plan import Plan
-from orchestra.results import RunResult
 
 __all__ = ["main"]
-
-SIMULATED_NOTICE = (
-    "Running on the simulated constellation: offline, no API keys, latencies and prices of real "
-    f"model classes. Add an {CONFIG_FILE} to use real models."
-)
 
 
 def _fan_out(sinks: Sequence[EventSink]) -> EventSink:
@@ -49,15 +42,6 @@ def _fan_out(sinks: Sequence[EventSink]) -> EventSink:
             sink(event)
 
     return send
-
-
-def _orchestra(args: argparse.Namespace, console: Console, printer: EventSink | None) -> Orchestra:
-    config = Path(args.config) if args.config else Path(CONFIG_FILE)
-    if args.config or config.exists():
-        return load_orchestra(config, on_event=printer)
-    if not args.json:
-        console.print(f"[bold]{SIMULATED_NOTICE}[/]", highlight=False)
-    return simulated.orchestra(time_scale=args.time_scale, on_event=printer)
 
 
 def _plan_tree(plan: Plan) -> Tree:
@@ -80,29 +64,6 @@ def mermaid(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def _usage_table(result: RunResult) -> Table:
-    table = Table(title=f"run {result.run_id}: {result.status} in {result.seconds:.2f}s")
-    for column in ("model", "calls", "input tokens", "output tokens", "cost USD"):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for name, usage in sorted(result.usage.by_model.items()):
-        table.add_row(
-            name,
-            str(usage.calls),
-            str(usage.input_tokens),
-            str(usage.output_tokens),
-            f"{usage.cost_usd:.6f}",
-        )
-    table.add_row(
-        "total",
-        str(result.usage.calls),
-        str(result.usage.input_tokens),
-        str(result.usage.output_tokens),
-        f"{result.usage.cost_usd:.6f}",
-        style="bold",
-    )
-    return table
-
-
 def _run(args: argparse.Namespace, console: Console) -> int:
     events: list[Event] = []
     with ExitStack() as stack:
@@ -114,7 +75,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             sinks.append(JsonLines(log))
         if args.report:
             sinks.append(events.append)
-        orch = _orchestra(args, console, _fan_out(sinks))
+        orch = build_orchestra(args, console, _fan_out(sinks))
         if view is not None:
             view.budget = orch.budget
         status = 0
@@ -131,7 +92,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         if not args.json:
             console.print(f"report: {path}", highlight=False, markup=False)
     if not args.json:
-        console.print(_usage_table(result))
+        console.print(usage_table(result))
         if status == 0:
             console.rule("answer")
             console.print(str(result.output), highlight=False, markup=False)
@@ -164,7 +125,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
 
 
 def _plan(args: argparse.Namespace, console: Console) -> int:
-    orch = _orchestra(args, console, None)
+    orch = build_orchestra(args, console, None)
     plan = orch.plan_sync(args.task)
     if args.mermaid:
         console.print(mermaid(plan), highlight=False, markup=False)
@@ -176,7 +137,7 @@ def _plan(args: argparse.Namespace, console: Console) -> int:
 
 
 def _models(args: argparse.Namespace, console: Console) -> int:
-    orch = _orchestra(args, console, None)
+    orch = build_orchestra(args, console, None)
     table = Table(title="models")
     for column in ("name", "model", "quality", "$/1M in", "$/1M out", "ttft s", "decode tok/s"):
         table.add_column(column)

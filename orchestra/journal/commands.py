@@ -19,6 +19,7 @@ import anyio
 from rich.console import Console
 from rich.table import Table
 
+from orchestra._cli_parts import build_orchestra, usage_table
 from orchestra._sync import run_sync
 from orchestra.errors import BudgetExceeded, JournalError, NodeFailed, OrchestraError
 from orchestra.journal.store import JOURNAL_ENV, Journal, default_journal_path
@@ -245,12 +246,10 @@ def _progress(console: Console) -> EventSink:
 
 
 def _resume(args: argparse.Namespace, console: Console) -> int:
-    # The command's own module builds the Orchestra as `run` does (config or simulated).
-    from orchestra.cli import _orchestra, _usage_table  # pyright: ignore[reportPrivateUsage] - the CLI's own helpers
     from orchestra.observe.jsonl import JsonLines
 
     printer = JsonLines(console.file) if args.json else _progress(console)
-    orch = _orchestra(args, console, printer)
+    orch = build_orchestra(args, console, printer)
     orch.journal = _journal(args) if args.journal else orch.journal
     if orch.journal is None:
         raise JournalError(f"the journal is off (${JOURNAL_ENV}); pass --journal PATH")
@@ -269,7 +268,7 @@ def _resume(args: argparse.Namespace, console: Console) -> int:
         result, status = exc.result, 1
         console.print(f"[red]{exc}[/]", highlight=False)
     if not args.json:
-        console.print(_usage_table(result))
+        console.print(usage_table(result))
         if status == 0:
             console.rule("answer")
             console.print(str(result.output), highlight=False, markup=False)
