@@ -332,7 +332,8 @@ def plurality(keys: Sequence[str | None]) -> tuple[int, int] | None:
     return latest[best], sizes[best]
 
 
-def _short(text: str, limit: int = 40) -> str:
+def shorten(text: str, limit: int = 40) -> str:
+    """`text` on one line, cut to `limit` characters with "..." (for reasons and messages)."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -341,7 +342,8 @@ def _keyed(answers: Sequence[Answer], key: AnswerKey) -> list[str | None]:
     return [key(a.text) if a.text is not None else None for a in answers]
 
 
-def _latest_ok(answers: Sequence[Answer]) -> Answer | None:
+def latest_answer(answers: Sequence[Answer]) -> Answer | None:
+    """The latest answer that has text (None: no model answered)."""
     return next((a for a in reversed(answers) if a.ok), None)
 
 
@@ -369,12 +371,12 @@ class Agree:
         keys = _keyed(answers, self.key)
         top = plurality(keys)
         if top is None:
-            return Verdict(False, _latest_ok(answers), "no answer states a final answer")
+            return Verdict(False, latest_answer(answers), "no answer states a final answer")
         index, size = top
         if size >= self.min_agree:
-            reason = f"{size} of {len(answers)} answers agree on {_short(str(keys[index]))!r}"
+            reason = f"{size} of {len(answers)} answers agree on {shorten(str(keys[index]))!r}"
             return Verdict(True, answers[index], reason)
-        shown = ", ".join(repr(_short(k, 20)) if k is not None else "none" for k in keys)
+        shown = ", ".join(repr(shorten(k, 20)) if k is not None else "none" for k in keys)
         return Verdict(
             False, answers[index], f"fewer than {self.min_agree} answers agree ({shown})"
         )
@@ -399,12 +401,12 @@ class Vote:
         keys = _keyed(answers, self.key)
         top = plurality(keys)
         if top is None:
-            latest = _latest_ok(answers)
+            latest = latest_answer(answers)
             if latest is None:
                 return Verdict(False, None, "no model answered")
             return Verdict(True, latest, "no final answer stated; kept the latest answer")
         index, size = top
-        reason = f"vote: {size} of {len(answers)} for {_short(str(keys[index]))!r}"
+        reason = f"vote: {size} of {len(answers)} for {shorten(str(keys[index]))!r}"
         return Verdict(True, answers[index], reason)
 
     async def judge(self, answers: Sequence[Answer], context: CheckContext) -> Verdict:
@@ -441,19 +443,19 @@ class Verify:
 
     async def judge(self, answers: Sequence[Answer], context: CheckContext) -> Verdict:
         """Accept the latest answer if the verifier says YES."""
-        latest = _latest_ok(answers)
+        latest = latest_answer(answers)
         if latest is None or latest.text is None:
             return Verdict(False, None, "no model answered")
         prompt = self.template.replace("{prompt}", context.prompt).replace("{answer}", latest.text)
         try:
             reply = await context.ask(self.model, prompt)
         except OrchestraError as exc:
-            reason = f"verifier {self.model!r} failed: {_short(str(exc), 160)}"
+            reason = f"verifier {self.model!r} failed: {shorten(str(exc), 160)}"
             return Verdict(False, latest, reason)
         first = reply.strip().split("\n", 1)[0].strip().upper()
         verdict = "YES" if first.startswith("YES") else "NO"
         return Verdict(
-            verdict == "YES", latest, f"verifier {self.model!r} says {verdict}: {_short(reply)}"
+            verdict == "YES", latest, f"verifier {self.model!r} says {verdict}: {shorten(reply)}"
         )
 
 
@@ -503,7 +505,7 @@ class Aggregate:
         try:
             reply = await context.ask(self.model, prompt)
         except OrchestraError as exc:
-            reason = f"aggregator {self.model!r} failed: {_short(str(exc), 160)}"
+            reason = f"aggregator {self.model!r} failed: {shorten(str(exc), 160)}"
             return Verdict(False, guess, reason)
         if not reply.strip():
             return Verdict(False, guess, f"aggregator {self.model!r} wrote nothing")

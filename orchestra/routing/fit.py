@@ -30,7 +30,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from orchestra.checks import Agree, Vote, plurality
@@ -174,8 +174,7 @@ def _options(
     )[:pool]
 
     def weakest_first(names: Sequence[str]) -> tuple[str, ...]:
-        # Ties go to the answer asked last: let the strongest model be last.
-        return tuple(sorted(names, key=lambda m: (accuracy[m], -cost[m], m)))
+        return _weakest_first(names, accuracy, cost)
 
     top = Stage((strong,), Vote())
     cascades = [Cascade((Stage((strong,)),))]
@@ -192,6 +191,13 @@ def _options(
     return _Menu(tuple((cascade, *_replayed(cascade, queries)) for cascade in cascades), ())
 
 
+def _weakest_first(
+    names: Iterable[str], accuracy: Mapping[str, float], cost: Mapping[str, float]
+) -> tuple[str, ...]:
+    # Checks give ties to the answer asked last: let the strongest model be last.
+    return tuple(sorted(names, key=lambda m: (accuracy[m], -cost[m], m)))
+
+
 def _scored_menu(queries: Sequence[Query], first: Sequence[str], *, strong: str, c: float) -> _Menu:
     """The strong model alone, or `Scored(first)` then the strong model."""
     missing = sorted({m for m in (*first, strong) for q in queries if m not in q})
@@ -201,7 +207,8 @@ def _scored_menu(queries: Sequence[Query], first: Sequence[str], *, strong: str,
             f"every query; missing: {', '.join(missing) or 'no first-stage models given'}"
         )
     accuracy = {m: _mean([float(q[m].correct) for q in queries]) for m in first}
-    models = tuple(sorted(dict.fromkeys(first), key=lambda m: (accuracy[m], m)))
+    cost = {m: _mean([q[m].cost_usd for q in queries]) for m in first}
+    models = _weakest_first(dict.fromkeys(first), accuracy, cost)
     alone = Cascade((Stage((strong,)),))
     family = _scored(queries, models, strong=strong, c=c)
     return _Menu(((alone, *_replayed(alone, queries)),), () if family is None else (family,))

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from orchestra.checks import AskModel
+from orchestra.checks import AskModel, shorten
 from orchestra.errors import OrchestraError
 from orchestra.models.spec import ModelSpec
 from orchestra.routing.base import RouteDecision, RouteRequest, RoutingPolicy, decide
@@ -100,11 +100,6 @@ def parse_choice(reply: str, names: list[str]) -> tuple[str | None, str]:
     return name, " ".join(reason.split())
 
 
-def _short(text: str, limit: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 @dataclass(frozen=True)
 class LLMRouter:
     """A small fast model (`model`, a spec name) reads the node and picks a candidate.
@@ -151,11 +146,11 @@ class LLMRouter:
         try:
             reply = await ask(self.model, prompt)
         except OrchestraError as exc:
-            why = f"router {self.model!r} failed ({_short(str(exc))})"
+            why = f"router {self.model!r} failed ({shorten(str(exc), 60)})"
             return _annotated(await decide(self.fallback, request, ask), why)
         name, reason = parse_choice(reply, [s.name for s in usable])
         if name is None:
-            why = f"router {self.model!r} named no usable model ({_short(reply)!r})"
+            why = f"router {self.model!r} named no usable model ({shorten(reply, 60)!r})"
             return _annotated(await decide(self.fallback, request, ask), why)
         return RouteDecision(name, f"router {self.model!r} chose {name}: {reason or 'no reason'}")
 

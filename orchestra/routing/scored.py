@@ -23,7 +23,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from orchestra.checks import Answer, AnswerKey, CheckContext, Verdict, answer_key
+from orchestra.checks import (
+    Answer,
+    AnswerKey,
+    CheckContext,
+    Verdict,
+    answer_key,
+    latest_answer,
+    shorten,
+)
 from orchestra.errors import ConfigError
 from orchestra.routing.logistic import Logistic
 
@@ -121,11 +129,13 @@ class Scored:
         ]
         best = self.rank(said)
         if best is None:
-            latest = next((a for a in reversed(answers) if a.ok), None)
-            return Verdict(False, latest, "no answer of the scored models states a final answer")
-        shown = best.key if len(best.key) <= 40 else best.key[:37] + "..."
+            return Verdict(
+                False,
+                latest_answer(answers),
+                "no answer of the scored models states a final answer",
+            )
         reason = (
-            f"scored {shown!r} {best.probability:.2f} "
+            f"scored {shorten(best.key)!r} {best.probability:.2f} "
             f"({best.support} of {len(self.models)} agree; threshold {self.threshold:.2f})"
         )
         return Verdict(best.probability >= self.threshold, answers[best.index], reason)
