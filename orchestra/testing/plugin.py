@@ -32,10 +32,20 @@ for _name, _value in {
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the plugin's marker."""
+    """Register the plugin's marker, and ignore litellm's warning about a cancelled call."""
     config.addinivalue_line(
         "markers", "allow_network: the test may open connections beyond loopback"
     )
+    # litellm creates each call's coroutine in a worker thread and awaits it afterwards; a call
+    # cancelled in between (a deadline, a lost hedge, a stop) leaves that coroutine un-awaited,
+    # and Python warns when it is collected. Harmless, not the test's doing, and timing-bound:
+    # under `filterwarnings = error` it would fail a test now and then.
+    for line in (
+        "ignore:coroutine '.*acompletion' was never awaited:RuntimeWarning",
+        "ignore:Exception ignored in. <coroutine object .*acompletion"
+        ":pytest.PytestUnraisableExceptionWarning",
+    ):
+        config.addinivalue_line("filterwarnings", line)
 
 
 def _is_local(address: Any) -> bool:

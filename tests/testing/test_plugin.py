@@ -251,3 +251,33 @@ def test_guard_refuses_name_lookups_of_remote_hosts(pytester: pytest.Pytester) -
     result = _run(pytester)
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*the test tried to reach example.com:443*"])
+
+
+def test_litellm_cancelled_call_warning_is_ignored_and_no_other(pytester: pytest.Pytester) -> None:
+    """Under `filterwarnings = error`, a collected un-awaited `acompletion` coroutine (litellm's,
+    left by a cancelled call) does not fail a test; any other un-awaited coroutine still does."""
+    pytester.makeini("[pytest]\nfilterwarnings =\n    error\n")
+    pytester.makepyfile(
+        test_inner_unawaited="""
+        import gc
+
+
+        async def acompletion():
+            return None
+
+
+        async def forgotten():
+            return None
+
+
+        def test_cancelled_litellm_call():
+            acompletion()
+            gc.collect()
+
+
+        def test_our_own_bug():
+            forgotten()
+            gc.collect()
+        """
+    )
+    _run(pytester).assert_outcomes(passed=1, failed=1)
