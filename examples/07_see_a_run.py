@@ -19,7 +19,7 @@ import anyio
 from rich.console import Console
 
 import orchestra as oc
-from orchestra.observe.events import ModelCalled
+from orchestra.events import ModelCalled
 from orchestra.observe.live import LiveView
 
 

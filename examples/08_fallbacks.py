@@ -10,7 +10,7 @@ event; each node records which model answered and every attempt. Offline, on `Fa
 """
 
 import orchestra as oc
-from orchestra.observe.events import BreakerChanged, FallbackUsed, RetryScheduled
+from orchestra.events import BreakerChanged, FallbackUsed, RetryScheduled
 from orchestra.testing import FakeFailure, FakeModel
 
 

@@ -9,7 +9,7 @@ dispatched relative to the moment the whole plan was ready. Offline:
 """
 
 import orchestra as oc
-from orchestra.observe.events import NodeStarted
+from orchestra.events import NodeStarted
 
 
 def main() -> None:

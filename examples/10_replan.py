@@ -12,7 +12,7 @@ this runs offline:
 import json
 
 import orchestra as oc
-from orchestra.observe.events import Replanned
+from orchestra.events import Replanned
 from orchestra.testing import FakeFailure, FakeModel, fake_constellation
 
 FIRST = {

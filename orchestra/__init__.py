@@ -22,13 +22,13 @@ from orchestra.errors import (
     OrchestraError,
     PlanError,
 )
-from orchestra.execution.limits import Budget
+from orchestra.events import Event
 from orchestra.journal import Cache, Journal, RunRecord
 from orchestra.models.breaker import BreakerPolicy
+from orchestra.models.budget import Budget
 from orchestra.models.constellation import Constellation
 from orchestra.models.resilience import HedgePolicy, RetryPolicy
 from orchestra.models.spec import ModelSpec
-from orchestra.observe.events import Event
 from orchestra.orchestra import Orchestra
 from orchestra.plan import Plan, Task
 from orchestra.results import Attempt, NodeResult, RunResult, Usage

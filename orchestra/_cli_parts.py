@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestra.config import CONFIG_FILE, load_orchestra
+from orchestra.events import EventSink
 from orchestra.models import simulated
-from orchestra.observe.events import EventSink
 from orchestra.orchestra import Orchestra
 from orchestra.results import RunResult
 

@@ -25,8 +25,8 @@ from rich.tree import Tree
 from orchestra._cli_parts import build_orchestra, usage_table
 from orchestra.config import CONFIG_FILE
 from orchestra.errors import BudgetExceeded, NodeFailed, OrchestraError
+from orchestra.events import Event, EventSink
 from orchestra.journal.commands import RunInterrupted, add_commands, stop_on_signal
-from orchestra.observe.events import Event, EventSink
 from orchestra.observe.jsonl import JsonLines, read_events
 from orchestra.observe.live import LiveView
 from orchestra.plan import Plan

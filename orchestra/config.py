@@ -31,9 +31,9 @@ from pydantic import ValidationError
 from orchestra._base import describe_validation_error
 from orchestra.agents import Agent
 from orchestra.errors import ConfigError
-from orchestra.execution.limits import Budget
+from orchestra.events import EventSink
+from orchestra.models.budget import Budget
 from orchestra.models.constellation import Constellation, read_toml
-from orchestra.observe.events import EventSink
 from orchestra.orchestra import Orchestra
 
 __all__ = ["CONFIG_FILE", "load_orchestra"]

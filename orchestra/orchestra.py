@@ -22,25 +22,26 @@ from orchestra.errors import (
     JournalError,
     OrchestraError,
 )
+from orchestra.events import (
+    Event,
+    EventSink,
+    RunFinished,
+    RunStarted,
+)
 from orchestra.execution.driver import Planned, RunContext, RunDriver, usage_of
-from orchestra.execution.limits import Budget, ModelLimits
 from orchestra.execution.runner import as_text
 from orchestra.execution.scheduler import Schedule
 from orchestra.journal.cache import Cache
 from orchestra.journal.recorder import RunRecorder
 from orchestra.journal.records import RunRecord
 from orchestra.journal.store import Journal, default_journal_path
+from orchestra.models.admission import ModelLimits
 from orchestra.models.breaker import CircuitBreakers
+from orchestra.models.budget import Budget
 from orchestra.models.client import ModelClient
 from orchestra.models.constellation import Constellation
 from orchestra.models.resilience import Resilience
 from orchestra.models.spec import ModelSpec
-from orchestra.observe.events import (
-    Event,
-    EventSink,
-    RunFinished,
-    RunStarted,
-)
 from orchestra.observe.stream import EventStream
 from orchestra.plan import Plan
 from orchestra.planning.boss import Planner

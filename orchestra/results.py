@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestra.plan import Plan
 
 if TYPE_CHECKING:
-    from orchestra.observe.events import Event
+    from orchestra.events import Event
 
 __all__ = ["Attempt", "NodeResult", "RunResult", "Usage"]
 

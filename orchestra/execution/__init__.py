@@ -1,2 +1,2 @@
-"""Execution: the scheduler's state machine and driver, limits and budgets, and the node runner.
-Planning, routing policies and the litellm door live elsewhere."""
+"""Execution: the scheduler's state machine and driver, and the node runner. Budgets, admission
+and the litellm door live in `orchestra.models`; planning and routing policies elsewhere."""

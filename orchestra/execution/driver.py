@@ -17,20 +17,22 @@ import anyio
 
 from orchestra.agents import Agent
 from orchestra.errors import BudgetExceeded, NodeFailed, PlanError
-from orchestra.execution.limits import Budget, ModelLimits, estimate_tokens
-from orchestra.execution.runner import NodeRunner, as_text
-from orchestra.execution.scheduler import Schedule, Scheduler
-from orchestra.journal.recorder import RunRecorder
-from orchestra.models.client import Completion, ModelClient
-from orchestra.models.constellation import Constellation
-from orchestra.models.resilience import Resilience
-from orchestra.observe.events import (
+from orchestra.events import (
     BudgetStopped,
     EventSink,
     PlanReady,
     Replanned,
     RunFinished,
 )
+from orchestra.execution.runner import NodeRunner, as_text
+from orchestra.execution.scheduler import Schedule, Scheduler
+from orchestra.journal.recorder import RunRecorder
+from orchestra.models.admission import ModelLimits
+from orchestra.models.budget import Budget
+from orchestra.models.client import Completion, ModelClient
+from orchestra.models.constellation import Constellation
+from orchestra.models.resilience import Resilience
+from orchestra.models.tokens import estimate_tokens
 from orchestra.plan import Plan, Task
 from orchestra.planning.boss import Planner
 from orchestra.planning.replan import LoopGuard

@@ -21,15 +21,17 @@ from pydantic import BaseModel
 from orchestra.agents import Agent
 from orchestra.checks import Answer, AskModel, CheckContext
 from orchestra.errors import ConfigError, ModelError, OrchestraError
-from orchestra.execution.limits import ModelLimits, complete_within, estimate_tokens
+from orchestra.events import CheckFailed, Escalated, EventSink, ModelCalled
 from orchestra.execution.priority import DISPATCH, Dispatch
 from orchestra.journal.calls import NODE_CALLS
 from orchestra.memory import NOTES, Notes, Summarise, compact, context_budget
+from orchestra.models.admission import ModelLimits
+from orchestra.models.calls import complete_within
 from orchestra.models.client import Completion, ModelClient, ToolCall
 from orchestra.models.constellation import Constellation
 from orchestra.models.resilience import CallContext, Resilience
 from orchestra.models.spec import ModelSpec
-from orchestra.observe.events import CheckFailed, Escalated, EventSink, ModelCalled
+from orchestra.models.tokens import estimate_tokens
 from orchestra.plan import Task, render_prompt
 from orchestra.results import Attempt, NodeResult, Usage
 from orchestra.routing.base import RouteDecision, RouteRequest, RoutingPolicy, decide

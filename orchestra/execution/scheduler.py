@@ -20,12 +20,12 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from orchestra.errors import OrchestraError
-from orchestra.execution.limits import Budget
+from orchestra.events import EventSink, MapExpanded, NodeFinished, NodeStarted
 from orchestra.execution.mapping import children, items_of
 from orchestra.execution.priority import DISPATCH, Dispatch, NodeTiming, node_timings
 from orchestra.execution.runner import NodeOutcome
 from orchestra.execution.state import DagState
-from orchestra.observe.events import EventSink, MapExpanded, NodeFinished, NodeStarted
+from orchestra.models.budget import Budget
 from orchestra.plan import Task, dependencies_first
 from orchestra.results import NodeResult, Usage
 

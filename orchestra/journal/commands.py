@@ -22,8 +22,8 @@ from rich.table import Table
 from orchestra._cli_parts import build_orchestra, usage_table
 from orchestra._sync import run_sync
 from orchestra.errors import BudgetExceeded, JournalError, NodeFailed, OrchestraError
+from orchestra.events import Event, EventSink, NodeFinished
 from orchestra.journal.store import JOURNAL_ENV, Journal, default_journal_path
-from orchestra.observe.events import Event, EventSink, NodeFinished
 from orchestra.results import RunResult
 
 if TYPE_CHECKING:

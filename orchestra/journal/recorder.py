@@ -29,16 +29,7 @@ import anyio
 
 from orchestra.agents import Agent
 from orchestra.errors import BudgetExceeded, JournalError, NodeFailed
-from orchestra.execution.limits import Budget
-from orchestra.execution.runner import NodeOutcome
-from orchestra.journal.cache import Cache, ResponseCache
-from orchestra.journal.calls import NODE_CALLS, NodeCalls
-from orchestra.journal.lease import HEARTBEAT_SECONDS, Lease
-from orchestra.journal.resume import StoredRun
-from orchestra.journal.sessions import new_run, take_run
-from orchestra.journal.store import Journal
-from orchestra.models.constellation import Constellation
-from orchestra.observe.events import (
+from orchestra.events import (
     EVENTS,
     Event,
     MapExpanded,
@@ -46,6 +37,15 @@ from orchestra.observe.events import (
     NodeFinished,
     RunFinished,
 )
+from orchestra.execution.runner import NodeOutcome
+from orchestra.journal.cache import Cache, ResponseCache
+from orchestra.journal.calls import NODE_CALLS, NodeCalls
+from orchestra.journal.lease import HEARTBEAT_SECONDS, Lease
+from orchestra.journal.resume import StoredRun
+from orchestra.journal.sessions import new_run, take_run
+from orchestra.journal.store import Journal
+from orchestra.models.budget import Budget
+from orchestra.models.constellation import Constellation
 from orchestra.plan import Plan, Task
 from orchestra.planning.boss import PLAN_TASK
 from orchestra.results import NodeResult, RunResult, Usage

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestra.execution.limits import Budget
+from orchestra.models.budget import Budget
 from orchestra.plan import Plan, Task, dependencies_first
 from orchestra.results import NodeResult, Usage
 

@@ -18,10 +18,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from orchestra.agents import Agent
 from orchestra.errors import JournalError
-from orchestra.execution.limits import Budget
 from orchestra.journal.lease import Lease, read_lease
 from orchestra.journal.resume import StoredRun, load_run
 from orchestra.journal.store import Journal
+from orchestra.models.budget import Budget
 from orchestra.models.constellation import Constellation
 from orchestra.models.spec import ModelSpec
 

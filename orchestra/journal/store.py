@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, cast
 
 from orchestra.errors import JournalError
+from orchestra.events import EVENTS, Event
 from orchestra.journal.lease import read_lease
 from orchestra.journal.records import NodeRecord, NodeStatus, RunRecord, RunStatus
 from orchestra.journal.schema import connect
-from orchestra.observe.events import EVENTS, Event
 
 __all__ = ["DEFAULT_JOURNAL", "JOURNAL_ENV", "Journal", "default_journal_path"]
 

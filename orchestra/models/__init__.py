@@ -1,2 +1,2 @@
-"""Models: specs, the constellation, the litellm client (the only door to litellm) and the
-simulated constellation. No scheduling or routing decisions live here."""
+"""Models: specs, the constellation, the one door for model calls (admission, budgets, the
+litellm client) and the simulated constellation. No scheduling or routing decisions live here."""

@@ -36,8 +36,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from orchestra._base import Frozen
 from orchestra.errors import ModelError
-from orchestra.models.breaker import CircuitBreaker, CircuitBreakers
-from orchestra.observe.events import (
+from orchestra.events import (
     BreakerChanged,
     CallTimedOut,
     EventSink,
@@ -46,6 +45,7 @@ from orchestra.observe.events import (
     HedgeWon,
     RetryScheduled,
 )
+from orchestra.models.breaker import CircuitBreaker, CircuitBreakers
 from orchestra.results import Attempt, Usage
 
 if TYPE_CHECKING:

@@ -22,10 +22,10 @@ import random
 from typing import Any
 
 from orchestra.agents import Agent
-from orchestra.execution.limits import Budget
+from orchestra.events import EventSink
+from orchestra.models.budget import Budget
 from orchestra.models.constellation import Constellation
 from orchestra.models.spec import ModelSpec
-from orchestra.observe.events import EventSink
 from orchestra.orchestra import Orchestra
 from orchestra.routing.base import RoutingPolicy
 from orchestra.routing.policies import Cheapest

@@ -21,9 +21,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from orchestra.events import Event, ModelCalled, NodeRouted
 from orchestra.execution.priority import critical_path_priorities, slack
 from orchestra.observe.charts import NO_MODEL, Bar
-from orchestra.observe.events import Event, ModelCalled, NodeRouted
 from orchestra.observe.tracker import BOSS_TASK, RunTrack
 from orchestra.results import Attempt, RunResult
 

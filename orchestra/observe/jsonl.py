@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, final
 
-from orchestra.observe.events import EVENTS, Event
+from orchestra.events import EVENTS, Event
 
 __all__ = ["JsonLines", "dump_event", "parse_events", "read_events"]
 
@@ -27,7 +27,7 @@ class JsonLines:
 
     Example:
         >>> import io
-        >>> from orchestra.observe.events import RunStarted
+        >>> from orchestra.events import RunStarted
         >>> out = io.StringIO()
         >>> JsonLines(out)(RunStarted(run_id="r1", task="t"))
         >>> parse_events(out.getvalue().splitlines())[0].run_id

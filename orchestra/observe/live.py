@@ -24,8 +24,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from orchestra.execution.limits import Budget
-from orchestra.observe.events import (
+from orchestra.events import (
     BudgetStopped,
     Event,
     ModelCalled,
@@ -37,6 +36,7 @@ from orchestra.observe.events import (
     RunFinished,
     RunStarted,
 )
+from orchestra.models.budget import Budget
 from orchestra.observe.tracker import BOSS_TASK, NodeStatus, NodeTrack, RunTrack
 
 __all__ = ["LiveView", "tree_order"]

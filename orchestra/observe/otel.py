@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, cast, final
 
-from orchestra.observe.events import (
+from orchestra.events import (
     Event,
     ModelCalled,
     NodeFinished,

@@ -21,9 +21,9 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
+from orchestra.events import Event
 from orchestra.observe.charts import NO_MODEL, DagNode, dag_svg, gantt_svg
 from orchestra.observe.digest import RunDigest, digest
-from orchestra.observe.events import Event
 from orchestra.observe.tracker import RETRY_KINDS
 from orchestra.results import RunResult
 

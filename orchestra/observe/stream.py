@@ -26,7 +26,7 @@ from typing import final
 import anyio
 from anyio.abc import TaskGroup
 
-from orchestra.observe.events import Event, EventSink
+from orchestra.events import Event, EventSink
 from orchestra.results import RunResult
 
 __all__ = ["EventStream"]

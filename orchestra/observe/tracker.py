@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from orchestra.observe.events import (
+from orchestra.events import (
     BudgetStopped,
     CallTimedOut,
     Event,
@@ -98,7 +98,7 @@ class RunTrack:
     """What is known of one run, folded from its events by `apply`.
 
     Example:
-        >>> from orchestra.observe.events import NodeStarted, PlanReady, RunStarted
+        >>> from orchestra.events import NodeStarted, PlanReady, RunStarted
         >>> track = RunTrack()
         >>> for event in (RunStarted(run_id="r"), PlanReady(run_id="r", task_ids=("a",),
         ...               edges=()), NodeStarted(run_id="r", task_id="a", agent="writer")):

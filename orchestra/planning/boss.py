@@ -21,12 +21,13 @@ from pydantic import ValidationError
 
 from orchestra.agents import Agent
 from orchestra.errors import PlanError
-from orchestra.execution.limits import ModelLimits, complete_within
+from orchestra.events import EventSink, ModelCalled, PlanRejected
+from orchestra.models.admission import ModelLimits
+from orchestra.models.calls import complete_within
 from orchestra.models.client import Completion, ModelClient, load_litellm
 from orchestra.models.constellation import Constellation
 from orchestra.models.resilience import CallContext, Resilience
 from orchestra.models.spec import ModelSpec
-from orchestra.observe.events import EventSink, ModelCalled, PlanRejected
 from orchestra.plan import Plan, Task, dependencies_first, placeholders
 from orchestra.planning.parse import parse_plan
 from orchestra.planning.prompt import boss_messages, repair_message

@@ -7,8 +7,8 @@ spec; see `ModelSpec.cost` and `ModelSpec.predict_latency`.
 
 from __future__ import annotations
 
-from orchestra.execution.limits import estimate_tokens
 from orchestra.models.spec import ModelSpec
+from orchestra.models.tokens import estimate_tokens
 
 __all__ = ["TYPICAL_OUTPUT_TOKENS", "predicted_cost", "predicted_latency", "price"]
 

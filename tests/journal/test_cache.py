@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import orchestra as oc
+from orchestra.events import ModelCalled
 from orchestra.journal import ResponseCache
 from orchestra.journal.cache import request_key
 from orchestra.models.client import Completion
-from orchestra.observe.events import ModelCalled
 from orchestra.testing import FakeModel, FakeReply, fake_constellation
 
 PLAN = oc.Plan(

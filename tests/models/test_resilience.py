@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 import orchestra as oc
-from orchestra.observe.events import BreakerChanged, HedgeWon, RetryScheduled
+from orchestra.events import BreakerChanged, HedgeWon, RetryScheduled
 from orchestra.testing import (
     EmptyChoices,
     Error,

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from orchestra.observe import events as ev
+from orchestra import events as ev
 
 T0 = datetime(2026, 11, 23, 9, 0, 0, tzinfo=timezone.utc)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import orchestra as oc
-from orchestra.observe.events import EVENTS, Event
+from orchestra.events import EVENTS, Event
 from orchestra.observe.jsonl import JsonLines, dump_event, parse_events, read_events
 from orchestra.testing import FakeModel, fake_constellation
 

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 import orchestra as oc
-from orchestra.observe.events import Event
+from orchestra.events import Event
 from orchestra.observe.live import LiveView, tree_order
 from orchestra.observe.tracker import NodeTrack
 from orchestra.testing import FakeModel, fake_constellation
@@ -134,7 +134,7 @@ def test_a_new_run_on_the_same_view_starts_afresh(
     view = LiveView(_console(terminal=False))
     for event in scripted:
         view(event)
-    view(oc.observe.events.RunStarted(run_id="r2", at=at(10)))
+    view(oc.events.RunStarted(run_id="r2", at=at(10)))
     assert view.track.run_id == "r2" and view.track.total == 0
 
 

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import orchestra as oc
-from orchestra.observe.events import Event, NodeStarted, RunStarted
+from orchestra.events import Event, NodeStarted, RunStarted
 from orchestra.observe.otel import OpenTelemetrySink
 from orchestra.testing import FakeModel
 

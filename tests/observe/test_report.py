@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import orchestra as oc
+from orchestra.events import Event
 from orchestra.observe.digest import critical_path, digest
-from orchestra.observe.events import Event
 from orchestra.observe.report import build_report
 from orchestra.testing import FakeModel, FakeReply, fake_constellation
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import orchestra as oc
-from orchestra.observe.events import Event
+from orchestra.events import Event
 from orchestra.testing import FakeModel, fake_constellation
 
 # Headless flags that keep Chromium off the network (it otherwise phones home at start).

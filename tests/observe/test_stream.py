@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import orchestra as oc
-from orchestra.observe.events import Event
+from orchestra.events import Event
 from orchestra.testing import FakeModel, fake_constellation
 
 pytestmark = pytest.mark.anyio

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 import orchestra as oc
-from orchestra.observe.events import Replanned
+from orchestra.events import Replanned
 from orchestra.planning.boss import structured_output
 from orchestra.testing import FakeModel, OpenAICompatibleServer, RecordedRequest, Reply
 from orchestra.testing.constellation import fake_constellation

@@ -9,7 +9,7 @@ import pytest
 
 import orchestra as oc
 from orchestra.checks import Agree, Answer, Verify, Vote
-from orchestra.observe.events import CheckFailed, Escalated
+from orchestra.events import CheckFailed, Escalated
 from orchestra.routing import Cascade, Stage
 from orchestra.testing import FakeFailure, FakeModel, FakeReply, FakeRequest, fake_constellation
 
@@ -162,7 +162,7 @@ async def test_disagreement_escalates_to_the_strong_model() -> None:
     assert [(e.stage, e.task_id) for e in failed] == [(0, "q")]
     assert [(e.stage, e.models) for e in escalated] == [(1, ("strong",))]
     assert node.route is not None and "cascade stage 2/2: strong" in node.route
-    assert oc.observe.events.EVENTS.validate_json(oc.observe.events.EVENTS.dump_json(failed[0]))
+    assert oc.events.EVENTS.validate_json(oc.events.EVENTS.dump_json(failed[0]))
     fake.close()
 
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import orchestra as oc
-from orchestra.observe.events import ModelCalled
+from orchestra.events import ModelCalled
 from orchestra.routing import LLMRouter
 from orchestra.routing.llm import parse_choice
 from orchestra.testing import FakeFailure, FakeModel, FakeReply, FakeRequest, fake_constellation

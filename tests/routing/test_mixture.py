@@ -8,7 +8,7 @@ import pytest
 
 import orchestra as oc
 from orchestra.checks import Aggregate, Answer, CheckContext, Vote
-from orchestra.observe.events import CheckFailed, Escalated, ModelCalled
+from orchestra.events import CheckFailed, Escalated, ModelCalled
 from orchestra.routing import Cascade, Mixture, Stage
 from orchestra.testing import FakeFailure, FakeModel, FakeReply, FakeRequest, fake_constellation
 

@@ -9,7 +9,7 @@ import pytest
 
 import orchestra as oc
 from orchestra.checks import Answer
-from orchestra.observe.events import CheckFailed
+from orchestra.events import CheckFailed
 from orchestra.routing import Cascade, Scored, Stage, dump_cascades, load_cascades
 from orchestra.routing.logistic import Logistic
 from orchestra.routing.scored import Said, candidate_features

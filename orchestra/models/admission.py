@@ -1,4 +1,4 @@
-"""Limits on a run: the budget, and per-model concurrency and request/token rates.
+"""Admission: per-model concurrency and request/token rates, shared by every run.
 
 Rates use a sliding 60-second window of what was sent. Time and sleeping are injected so the
 limits can be tested without waiting.
@@ -6,61 +6,21 @@ limits can be tested without waiting.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
-from pydantic import Field
 
-from orchestra._base import Frozen
-from orchestra.models.client import Completion, ModelClient
 from orchestra.models.spec import ModelSpec
 
-__all__ = [
-    "Budget",
-    "ModelLimits",
-    "RateWindow",
-    "Sent",
-    "complete_within",
-    "estimate_tokens",
-]
+__all__ = ["ModelLimits", "RateWindow", "Sent"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 WINDOW = 60.0
-
-
-class Budget(Frozen):
-    """How much a run may spend: USD, tokens and wall time. None means no limit.
-
-    When a limit is hit the run stops dispatching and raises `BudgetExceeded` with every
-    finished node. USD and tokens are checked as calls finish, so calls already in flight may
-    take the total a little past the limit; `max_seconds` cancels what is in flight.
-
-    Example:
-        >>> Budget(max_usd=0.50, max_seconds=120).max_tokens is None
-        True
-    """
-
-    max_usd: float | None = Field(default=None, gt=0)
-    """Stop once the run has spent this many US dollars."""
-    max_tokens: int | None = Field(default=None, gt=0)
-    """Stop once the run has used this many tokens (input plus output)."""
-    max_seconds: float | None = Field(default=None, gt=0)
-    """Stop the run (cancelling calls in flight) after this many seconds."""
-
-    def exceeded(self, *, cost_usd: float, tokens: int) -> str | None:
-        """The name of the spending limit reached, if any (`max_seconds` is a deadline)."""
-        if self.max_usd is not None and cost_usd >= self.max_usd:
-            return "max_usd"
-        if self.max_tokens is not None and tokens >= self.max_tokens:
-            return "max_tokens"
-        return None
 
 
 @dataclass
@@ -73,7 +33,15 @@ class Sent:
 
 @dataclass
 class RateWindow:
-    """Requests and tokens sent in the last minute, and how long to wait for room."""
+    """Requests and tokens sent in the last minute, and how long to wait for room.
+
+    Example:
+        >>> now = [0.0]
+        >>> window = RateWindow(rpm=2, tpm=None, clock=lambda: now[0])
+        >>> _ = window.record(10); _ = window.record(10)
+        >>> window.wait_time(10)
+        60.0
+    """
 
     rpm: int | None
     tpm: int | None
@@ -156,34 +124,3 @@ class ModelLimits:
         """Calls currently in flight to the model `name`."""
         slot = self._slots.get(name)
         return 0 if slot is None else int(slot.limiter.borrowed_tokens)
-
-
-def estimate_tokens(text: str) -> int:
-    """A cheap token estimate (about four characters a token) for rate limiting."""
-    return max(1, math.ceil(len(text) / 4))
-
-
-async def complete_within(
-    limits: ModelLimits,
-    client: ModelClient,
-    spec: ModelSpec,
-    messages: Sequence[Mapping[str, Any]],
-    *,
-    tools: Sequence[Mapping[str, Any]] = (),
-    metadata: Mapping[str, Any] | None = None,
-    on_text: Callable[[str], None] | None = None,
-    response_format: Mapping[str, Any] | None = None,
-) -> Completion:
-    """One model call inside the model's concurrency and rate limits."""
-    estimate = sum(estimate_tokens(str(m.get("content") or "")) for m in messages)
-    async with limits.acquire(spec, tokens=estimate) as sent:
-        completion = await client.complete(
-            spec,
-            messages,
-            tools=tools,
-            metadata=metadata,
-            on_text=on_text,
-            response_format=response_format,
-        )
-        sent.tokens = completion.input_tokens + completion.output_tokens
-    return completion

@@ -12,7 +12,8 @@ import orchestra as oc
 
 if TYPE_CHECKING:
     from tests.conftest import InFlight
-from orchestra.execution.limits import ModelLimits, RateWindow, estimate_tokens
+from orchestra.models.admission import ModelLimits, RateWindow
+from orchestra.models.tokens import estimate_tokens
 from orchestra.testing import FakeModel, fake_constellation
 
 pytestmark = pytest.mark.anyio
