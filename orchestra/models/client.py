@@ -76,6 +76,8 @@ class Completion:
     """Spending on the way to this answer beyond its own tokens (cancelled hedges)."""
     cached: bool = False
     """True when the answer came from the response cache: no request was sent."""
+    finish_reason: str | None = None
+    """Why the model stopped, as the provider said (`stop`, `length`, `tool_calls`...)."""
 
 
 def _describe(status: int | None) -> str:
@@ -350,4 +352,5 @@ class ModelClient:
             cost_usd=spec.cost(input_tokens=input_tokens, output_tokens=output_tokens),
             seconds=seconds,
             raw_message=raw,
+            finish_reason=cast(str | None, getattr(choices[0], "finish_reason", None)),
         )
