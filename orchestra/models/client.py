@@ -184,6 +184,19 @@ def model_error(spec: ModelSpec, exc: Exception) -> ModelError:
     )
 
 
+def _stream_finish_reason(stream: Any, chunks: Sequence[Any]) -> str | None:
+    """Why a stream ended, as the provider said; None when it never said.
+
+    litellm's stream wrapper adds a final chunk saying `stop` when the provider sent no finish
+    reason, so its record of what the provider actually sent is what counts.
+    """
+    if hasattr(stream, "received_finish_reason"):
+        sent = stream.received_finish_reason or getattr(stream, "intermittent_finish_reason", None)
+        return cast(str | None, sent)
+    choices = cast(list[Any], getattr(chunks[-1], "choices", None) or [])
+    return cast(str | None, getattr(choices[0], "finish_reason", None)) if choices else None
+
+
 class ModelClient:
     """Calls models through `litellm.acompletion`; one instance serves a whole Orchestra.
 
@@ -303,6 +316,15 @@ class ModelClient:
                 model=spec.name,
                 transient=True,
             )
+        if _stream_finish_reason(stream, chunks) is None:
+            # llama.cpp's server ends a stream this way, cleanly, when another request waits:
+            # what came so far is part of an answer, never an answer.
+            raise ModelError(
+                f"model {spec.name!r} ({spec.model}): the stream ended without a finish reason "
+                "(cut short by the server); the partial answer was discarded",
+                model=spec.name,
+                transient=True,
+            )
         return litellm.stream_chunk_builder(chunks, messages=kwargs["messages"])
 
     def _completion(self, spec: ModelSpec, response: Any, seconds: float) -> Completion:
@@ -335,6 +357,9 @@ class ModelClient:
         output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
         raw: dict[str, Any] = {"role": "assistant", "content": content}
         if calls:
+            # Sent back in the next turn: servers whose chat template reads `content` (llama.cpp)
+            # fail on a missing one, and some refuse null, so a tool turn says "".
+            raw["content"] = content or ""
             raw["tool_calls"] = [
                 {
                     "id": c.id,

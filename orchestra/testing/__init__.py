@@ -14,6 +14,7 @@ from orchestra.testing.server import (
     Reply,
     StreamCut,
     StreamStall,
+    StreamUnfinished,
 )
 
 __all__ = [
@@ -33,5 +34,6 @@ __all__ = [
     "Reply",
     "StreamCut",
     "StreamStall",
+    "StreamUnfinished",
     "fake_constellation",
 ]

@@ -29,6 +29,7 @@ __all__ = [
     "StepSource",
     "StreamCut",
     "StreamStall",
+    "StreamUnfinished",
 ]
 
 
@@ -46,6 +47,10 @@ class Reply:
             content plus tool-call names and arguments.
         delay: Seconds to wait before answering, to simulate a slow or hung model.
         chunk_delay: Seconds between SSE chunks when streaming.
+        finish_reason: The `finish_reason` sent (`length` for an answer cut by `max_tokens`);
+            None sends `tool_calls` for a tool-call answer, else `stop`.
+        report_usage: False leaves `usage` out of the answer, even of a stream that asked for
+            it (llama.cpp's server sends none on streams).
     """
 
     content: str | None = "ok"
@@ -54,6 +59,8 @@ class Reply:
     output_tokens: int | None = None
     delay: float = 0.0
     chunk_delay: float = 0.0
+    finish_reason: str | None = None
+    report_usage: bool = True
 
 
 @dataclass(frozen=True)
@@ -142,8 +149,28 @@ class StreamStall:
     stall: float = 5.0
 
 
-Step: TypeAlias = Reply | Error | Malformed | EmptyChoices | StreamCut | StreamStall
-STEP_TYPES = (Reply, Error, Malformed, EmptyChoices, StreamCut, StreamStall)
+@dataclass(frozen=True)
+class StreamUnfinished:
+    """A response that ends cleanly but unfinished: no `finish_reason`, no usage.
+
+    llama.cpp's server ends a stream this way when another request is waiting: streaming
+    requests get `after_chunks` SSE content chunks, then `data: [DONE]` and a proper end of
+    the body, but never a chunk with a `finish_reason`. Non-streaming requests get the same
+    partial content with `finish_reason: null`.
+
+    Attributes:
+        content: The answer the chunks are cut from.
+        after_chunks: How many content chunks go out before the end.
+    """
+
+    content: str = "partial answer that never"
+    after_chunks: int = 2
+
+
+Step: TypeAlias = (
+    Reply | Error | Malformed | EmptyChoices | StreamCut | StreamStall | StreamUnfinished
+)
+STEP_TYPES = (Reply, Error, Malformed, EmptyChoices, StreamCut, StreamStall, StreamUnfinished)
 
 
 @dataclass(frozen=True)
@@ -307,29 +334,36 @@ def usage(
 
 
 def completion(
-    ident: str, created: int, model: str, choices: list[object], usage: Mapping[str, int]
+    ident: str, created: int, model: str, choices: list[object], usage: Mapping[str, int] | None
 ) -> dict[str, object]:
-    """A non-streaming `chat.completion` body."""
-    return {
+    """A non-streaming `chat.completion` body (without `usage` when it is None)."""
+    body: dict[str, object] = {
         "id": ident,
         "object": "chat.completion",
         "created": created,
         "model": model,
         "choices": choices,
-        "usage": dict(usage),
     }
+    if usage is not None:
+        body["usage"] = dict(usage)
+    return body
 
 
-def message_choice(content: str | None, tool_calls: list[dict[str, object]]) -> dict[str, object]:
+def finish_reason(step: Reply, tool_calls: list[dict[str, object]]) -> str:
+    """The `finish_reason` answering with `step` sends."""
+    if step.finish_reason is not None:
+        return step.finish_reason
+    return "tool_calls" if tool_calls else "stop"
+
+
+def message_choice(
+    content: str | None, tool_calls: list[dict[str, object]], finish_reason: str | None
+) -> dict[str, object]:
     """The single choice of a non-streaming completion."""
     message: dict[str, object] = {"role": "assistant", "content": content}
     if tool_calls:
         message["tool_calls"] = tool_calls
-    return {
-        "index": 0,
-        "message": message,
-        "finish_reason": "tool_calls" if tool_calls else "stop",
-    }
+    return {"index": 0, "message": message, "finish_reason": finish_reason}
 
 
 def chunk(

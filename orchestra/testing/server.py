@@ -39,16 +39,19 @@ from orchestra.testing._server_steps import (
     StepSource,
     StreamCut,
     StreamStall,
+    StreamUnfinished,
     as_step,
     chunk,
     completion,
     error_payload,
+    finish_reason,
     message_choice,
     parse_object,
     retry_after_header,
     stream_deltas,
     tool_call_entries,
     usage,
+    words,
 )
 
 __all__ = [
@@ -62,11 +65,13 @@ __all__ = [
     "StepSource",
     "StreamCut",
     "StreamStall",
+    "StreamUnfinished",
 ]
 
 _COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 _MODELS_PATHS = frozenset({"/v1/models", "/models"})
 _ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+_Streamable = Reply | StreamCut | StreamStall | StreamUnfinished
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -219,14 +224,19 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._whole(step, request)
 
-    def _whole(self, step: Reply | StreamCut | StreamStall, request: RecordedRequest) -> None:
+    def _whole(self, step: _Streamable, request: RecordedRequest) -> None:
         reply = step if isinstance(step, Reply) else Reply(step.content)
         ident = self._ident()
         calls = tool_call_entries(reply.tool_calls, self._state.next_ids(len(reply.tool_calls)))
-        choice = message_choice(reply.content, calls)
-        payload = completion(
-            ident, int(time.time()), request.model, [choice], usage(request, reply, calls)
-        )
+        if isinstance(step, StreamUnfinished):
+            content = "".join(words(step.content)[: max(0, step.after_chunks)])
+            choice = message_choice(content, calls, None)
+            payload = completion(ident, int(time.time()), request.model, [choice], None)
+            self._send(200, json.dumps(payload).encode(), "application/json")
+            return
+        choice = message_choice(reply.content, calls, finish_reason(reply, calls))
+        counts = usage(request, reply, calls) if reply.report_usage else None
+        payload = completion(ident, int(time.time()), request.model, [choice], counts)
         body = json.dumps(payload).encode()
         if isinstance(step, Reply):
             self._send(200, body, "application/json")
@@ -240,7 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._commit()
         self.wfile.write(body[half:])
 
-    def _stream(self, step: Reply | StreamCut | StreamStall, request: RecordedRequest) -> None:
+    def _stream(self, step: _Streamable, request: RecordedRequest) -> None:
         reply = step if isinstance(step, Reply) else Reply(step.content)
         ident, created, model = self._ident(), int(time.time()), request.model
         calls = tool_call_entries(reply.tool_calls, self._state.next_ids(len(reply.tool_calls)))
@@ -262,16 +272,23 @@ class _Handler(BaseHTTPRequestHandler):
             # Closing without the zero-length chunk leaves the chunked body incomplete.
             self.close_connection = True
             return
+        if isinstance(step, StreamUnfinished):
+            # A clean end, as llama.cpp's server sends it, but no chunk ever said why it ended.
+            self._commit()
+            self._chunk(b"data: [DONE]\n\n", last=True)
+            return
         if isinstance(step, StreamStall) and self._pause(step.stall):
             return
         for delta in deltas[cut:]:
             if self._pause(reply.chunk_delay):
                 return
             self._chunk(chunk(ident, created, model, delta))
-        finish = "tool_calls" if calls else "stop"
-        self._chunk(chunk(ident, created, model, {}, finish))
+        self._chunk(chunk(ident, created, model, {}, finish_reason(reply, calls)))
         options = request.body.get("stream_options")
-        if isinstance(options, dict) and cast("dict[str, object]", options).get("include_usage"):
+        asked = isinstance(options, dict) and cast("dict[str, object]", options).get(
+            "include_usage"
+        )
+        if asked and reply.report_usage:
             self._chunk(chunk(ident, created, model, None, usage=usage(request, reply, calls)))
         self._commit()
         self._chunk(b"data: [DONE]\n\n", last=True)

@@ -8,7 +8,14 @@ import pytest
 
 import orchestra as oc
 from orchestra.models.client import ModelClient, load_litellm, scrub
-from orchestra.testing import FakeModel, FakeReply, FakeRequest, fake_constellation
+from orchestra.testing import (
+    FakeModel,
+    FakeReply,
+    FakeRequest,
+    OpenAICompatibleServer,
+    Reply,
+    fake_constellation,
+)
 from orchestra.testing.constellation import DEFAULT_PROFILES
 
 pytestmark = pytest.mark.anyio
@@ -190,3 +197,35 @@ def test_load_litellm_switches_debug_info_off() -> None:
     litellm = load_litellm()
     assert litellm.suppress_debug_info is True
     assert load_litellm() is litellm
+
+
+def _lookup(term: str) -> str:
+    """Look a term up."""
+    return f"{term} means time to first token"
+
+
+async def test_tool_turn_goes_back_with_empty_content(
+    openai_server: OpenAICompatibleServer,
+) -> None:
+    """The assistant's tool-call turn is sent back with `content: ""`, never without content."""
+    openai_server.script(
+        "m",
+        [
+            Reply(None, tool_calls=[{"name": "_lookup", "arguments": {"term": "TTFT"}}]),
+            Reply("done"),
+        ],
+    )
+    spec = oc.ModelSpec(name="m", model="openai/m", api_base=openai_server.url, api_key="k")
+    agent = oc.Agent(name="w", tools=[_lookup])
+    orch = oc.Orchestra(models=[spec], agents=[agent])
+    result = await orch.execute(oc.Plan(tasks=[oc.Task(id="t", agent="w", prompt="what is TTFT?")]))
+    assert result.output == "done"
+    second = openai_server.requests[1].messages
+    turn = next(m for m in second if m["role"] == "assistant")
+    assert turn["content"] == ""
+    call_id = turn["tool_calls"][0]["id"]  # type: ignore[index]
+    assert second[-1] == {
+        "role": "tool",
+        "tool_call_id": call_id,
+        "content": "TTFT means time to first token",
+    }

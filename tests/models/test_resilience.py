@@ -18,6 +18,7 @@ from orchestra.testing import (
     Reply,
     StreamCut,
     StreamStall,
+    StreamUnfinished,
 )
 
 pytestmark = pytest.mark.anyio
@@ -173,6 +174,28 @@ async def test_mid_stream_cut_never_returns_half_an_answer(server: OpenAICompati
     assert result.output == "complete answer"
     assert all(r.stream for r in server.requests)
     assert len(server.requests) == 2
+
+
+async def test_stream_ended_without_a_finish_reason_is_retried(
+    server: OpenAICompatibleServer,
+) -> None:
+    """A stream that ends cleanly but never says why (llama.cpp's cut) is retried, not kept."""
+    server.script("m", [StreamUnfinished("the first half of", after_chunks=3), Reply("whole")])
+    events: list[oc.Event] = []
+    result = await orchestra(spec(server, "m", stream=True), events=events).execute(ONE)
+    assert result.output == "whole"
+    assert len(server.requests) == 2
+    retry = next(e for e in events if isinstance(e, RetryScheduled))
+    assert "without a finish reason" in retry.error
+
+
+async def test_only_cut_streams_fail_the_node(server: OpenAICompatibleServer) -> None:
+    """When every stream is cut, the node fails: a partial answer is never its output."""
+    server.script("m", [StreamUnfinished("part of it", after_chunks=1)] * 3)
+    with pytest.raises(oc.NodeFailed) as caught:
+        await orchestra(spec(server, "m", stream=True)).execute(ONE)
+    assert caught.value.result.nodes["job"].output is None
+    assert len(server.requests) == 3
 
 
 async def test_stalled_stream_is_retried(server: OpenAICompatibleServer) -> None:

@@ -32,6 +32,7 @@ from orchestra.testing.server import (
     Step,
     StreamCut,
     StreamStall,
+    StreamUnfinished,
 )
 
 litellm.suppress_debug_info = True
@@ -412,6 +413,40 @@ def test_stream_cut_through_litellm(server: OpenAICompatibleServer) -> None:
     assert isinstance(raised, litellm.ServiceUnavailableError)
     assert raised.status_code == 500
     assert "APIConnectionError" in str(raised)
+
+
+def test_stream_unfinished_ends_cleanly_without_a_finish_reason(
+    server: OpenAICompatibleServer,
+) -> None:
+    """StreamUnfinished sends some chunks and a clean [DONE], but no finish reason or usage."""
+    server.script("m1", [StreamUnfinished("one two three four", after_chunks=2)])
+    response = post(server, stream=True, stream_options={"include_usage": True})
+    assert response.text.rstrip().endswith("data: [DONE]")
+    events = sse_events(response.text)
+    assert [event["choices"][0]["delta"]["content"] for event in events] == ["one ", "two "]
+    assert all(event["choices"][0]["finish_reason"] is None for event in events)
+    assert all("usage" not in event for event in events)
+
+
+def test_stream_unfinished_without_streaming(server: OpenAICompatibleServer) -> None:
+    """A non-streaming StreamUnfinished answers the partial text with a null finish reason."""
+    server.script("m1", [StreamUnfinished("one two three", after_chunks=1)])
+    body = post(server).json()
+    assert body["choices"][0]["message"]["content"] == "one "
+    assert body["choices"][0]["finish_reason"] is None
+    assert "usage" not in body
+
+
+def test_reply_finish_reason_and_missing_usage(server: OpenAICompatibleServer) -> None:
+    """A Reply can say it was truncated (`length`) and leave its usage out, streamed or not."""
+    cut = Reply("cut short", finish_reason="length", report_usage=False)
+    server.script("m1", [cut, cut])
+    body = post(server).json()
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert "usage" not in body
+    events = sse_events(post(server, stream=True, stream_options={"include_usage": True}).text)
+    assert events[-1]["choices"][0]["finish_reason"] == "length"
+    assert all("usage" not in event for event in events)
 
 
 def test_stream_stall_pauses_then_finishes(server: OpenAICompatibleServer) -> None:
