@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestra._base import Frozen, Tags
 from orchestra.models.resilience import HedgePolicy
@@ -49,6 +49,8 @@ class Agent(Frozen):
             hedge: HedgePolicy | None = None,
             notes: bool = False,
             compaction: Literal["truncate", "summarize"] = "truncate",
+            output_type: type[BaseModel] | None = None,
+            tool_choice: str = "auto",
         ) -> None: ...
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -73,6 +75,16 @@ class Agent(Frozen):
     """How dependency outputs too long for the model's window are shortened: cut with a
     marker, or summarised by the cheapest model (its cost is the node's)."""
 
+    output_type: type[BaseModel] | None = None
+    """Answer with an instance of this pydantic model: the server's structured output where
+    its spec declares one, the schema in the prompt always, and the answer validated (an
+    invalid one is sent back with its problems, twice at most). The node's output is the
+    instance."""
+    tool_choice: str = "auto"
+    """Whether the first call must use a tool: `auto` (the model decides), `required` (some
+    tool), `none` (no tool), or a tool's name (that tool). Later calls of the tool loop are
+    `auto`, so the model can answer with what the tools said."""
+
     @field_validator("tools", mode="before")
     @classmethod
     def _functions_to_tools(cls, value: Any) -> tuple[Tool, ...]:
@@ -87,6 +99,30 @@ class Agent(Frozen):
         if dupes:
             raise ValueError(f"two tools are named {dupes[0]!r}; tool names must be unique")
         return tools
+
+    @model_validator(mode="after")
+    def _known_tool_choice(self) -> Agent:
+        choice, names = self.tool_choice, [t.name for t in self.tools]
+        if choice in ("auto", "none") or (choice == "required" and names) or choice in names:
+            return self
+        if not names:
+            raise ValueError(
+                f"tool_choice={choice!r} needs tools, and agent {self.name!r} has none; "
+                "give it tools or leave tool_choice as 'auto'"
+            )
+        raise ValueError(
+            f"tool_choice={choice!r} is neither 'auto', 'required', 'none' nor one of agent "
+            f"{self.name!r}'s tools ({', '.join(names)})"
+        )
+
+    def tool_choice_at(self, step: int) -> str | dict[str, Any] | None:
+        """The `tool_choice` to send with call `step` (from 0) of the tool loop (None: leave
+        it to the provider's default)."""
+        if not self.tools or self.tool_choice == "auto" or step > 0:
+            return None
+        if self.tool_choice in ("required", "none"):
+            return self.tool_choice
+        return {"type": "function", "function": {"name": self.tool_choice}}
 
     def tool(self, name: str) -> Tool | None:
         """The tool called `name`, if the agent has it."""

@@ -10,7 +10,15 @@ import pytest
 from pydantic import BaseModel
 
 import orchestra as oc
-from orchestra.testing import FakeModel, FakeReply, FakeRequest, FakeToolCall, fake_constellation
+from orchestra.testing import (
+    FakeModel,
+    FakeReply,
+    FakeRequest,
+    FakeToolCall,
+    OpenAICompatibleServer,
+    Reply,
+    fake_constellation,
+)
 from orchestra.tools import tool_from_function
 
 pytestmark = pytest.mark.anyio
@@ -229,6 +237,35 @@ async def test_agent_turns_functions_into_tools() -> None:
     assert [t.name for t in agent.tools] == ["lookup", "fetch"]
     assert agent.tool("fetch") is agent.tools[1]
     assert agent.tool("missing") is None
+
+
+@pytest.mark.parametrize("choice", ["auto", "none", "required", "lookup"])
+async def test_tool_choice_accepts_the_modes_and_tool_names(choice: str) -> None:
+    """tool_choice takes auto, none, required, or the name of one of the agent's tools."""
+    assert oc.Agent(name="a", tools=[lookup], tool_choice=choice).tool_choice == choice
+
+
+async def test_tool_choice_naming_no_tool_is_config_error() -> None:
+    """A tool_choice that is no mode and no tool of the agent is refused, listing the tools."""
+    with pytest.raises(oc.ConfigError, match=r"'lokup' is neither .* tools \(lookup\)"):
+        oc.Agent(name="a", tools=[lookup], tool_choice="lokup")
+    with pytest.raises(oc.ConfigError, match="needs tools, and agent 'a' has none"):
+        oc.Agent(name="a", tool_choice="required")
+
+
+async def test_tool_choice_is_sent_on_the_first_call_only(
+    openai_server: OpenAICompatibleServer,
+) -> None:
+    """A forced tool choice goes with the first call; later calls let the model answer."""
+    call = {"name": "lookup", "arguments": {"term": "x"}}
+    openai_server.script("m", [Reply(None, tool_calls=[call]), Reply("x is a letter")])
+    spec = oc.ModelSpec(name="m", model="openai/m", api_base=openai_server.url, api_key="k")
+    agent = oc.Agent(name="helper", tools=[lookup], tool_choice="lookup")
+    result = await oc.Orchestra(models=[spec], agents=[agent]).execute(ONE_TASK)
+    assert result.output == "x is a letter"
+    first, second = (r.body for r in openai_server.requests)
+    assert first["tool_choice"] == {"type": "function", "function": {"name": "lookup"}}
+    assert "tool_choice" not in second
 
 
 # -- the tool loop through Orchestra --------------------------------------------------------

@@ -31,6 +31,7 @@ from orchestra.models.client import Completion, ModelClient, ToolCall
 from orchestra.models.constellation import Constellation
 from orchestra.models.resilience import CallContext, Resilience
 from orchestra.models.spec import ModelSpec
+from orchestra.models.structured import OutputCheck, schema_instruction
 from orchestra.models.tokens import estimate_tokens
 from orchestra.plan import Task, render_prompt
 from orchestra.results import Attempt, NodeResult, Usage
@@ -88,6 +89,8 @@ def _messages(agent: Agent, prompt: str) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     if agent.instructions:
         messages.append({"role": "system", "content": agent.instructions})
+    if agent.output_type is not None:
+        prompt = f"{prompt}\n\n{schema_instruction(agent.output_type.model_json_schema())}"
     messages.append({"role": "user", "content": prompt})
     return messages
 
@@ -194,6 +197,8 @@ class NodeRunner:
                 messages = _messages(agent, prompt)
                 completion = await self._converse(task, agent, decision, messages, attempts, tally)
                 output, model = completion.content, completion.model
+            if agent.output_type is not None:
+                output = OutputCheck(agent.output_type, task.id).parse(output, model=model)
             return NodeOutcome(
                 NodeResult(
                     task_id=task.id,
@@ -230,12 +235,27 @@ class NodeRunner:
         attempts: list[Attempt],
         tally: _Tally,
     ) -> Completion:
-        """The tool loop on one model: call it, run the tools it asks for, call it again."""
+        """The tool loop on one model: call it, run the tools it asks for, call it again
+        (and, with an output type, ask again while the answer does not validate)."""
+        shape = None if agent.output_type is None else OutputCheck(agent.output_type, task.id)
         for step in range(agent.max_steps):
-            completion = await self._call(task, agent, decision, messages, step, attempts)
+            completion = await self._call(
+                task,
+                agent,
+                decision,
+                messages,
+                step,
+                attempts,
+                shape=shape,
+                tool_choice=agent.tool_choice_at(step),
+            )
             tally.add(completion)
             if not completion.tool_calls:
-                return completion
+                again = None if shape is None else shape.follow_up(completion)
+                if again is None:
+                    return completion
+                messages.extend(again)
+                continue
             messages.append(completion.raw_message)
             messages.extend(await self._run_tools(self._tools(task, agent), completion.tool_calls))
         raise OrchestraError(
@@ -389,6 +409,9 @@ class NodeRunner:
         messages: list[dict[str, Any]],
         step: int,
         attempts: list[Attempt],
+        *,
+        shape: OutputCheck | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
     ) -> Completion:
         metadata = {"run_id": self.run_id, "task_id": task.id, "agent": agent.name, "step": step}
         tools = [t.schema() for t in self._tools(task, agent)]
@@ -413,7 +436,14 @@ class NodeRunner:
             started = self._clock()
             try:
                 completion = await complete_within(
-                    self.limits, self.client, spec, messages, tools=tools, metadata=metadata
+                    self.limits,
+                    self.client,
+                    spec,
+                    messages,
+                    tools=tools,
+                    metadata=metadata,
+                    response_format=None if shape is None else shape.response_format(spec),
+                    tool_choice=tool_choice,
                 )
             except ModelError as exc:
                 self.emit(

@@ -23,6 +23,7 @@ async def complete_within(
     metadata: Mapping[str, Any] | None = None,
     on_text: Callable[[str], None] | None = None,
     response_format: Mapping[str, Any] | None = None,
+    tool_choice: str | Mapping[str, Any] | None = None,
 ) -> Completion:
     """One model call inside the model's concurrency and rate limits."""
     estimate = sum(estimate_tokens(str(m.get("content") or "")) for m in messages)
@@ -34,6 +35,7 @@ async def complete_within(
             metadata=metadata,
             on_text=on_text,
             response_format=response_format,
+            tool_choice=tool_choice,
         )
         sent.tokens = completion.input_tokens + completion.output_tokens
     return completion

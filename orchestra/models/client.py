@@ -212,6 +212,7 @@ class ModelClient:
         metadata: Mapping[str, Any] | None = None,
         on_text: Callable[[str], None] | None = None,
         response_format: Mapping[str, Any] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
     ) -> Completion:
         """Send one chat completion to `spec` and return its answer.
 
@@ -230,6 +231,8 @@ class ModelClient:
             on_text: called with each piece of content as it streams in (the call streams
                 even if the spec does not); the returned Completion still holds the whole answer.
             response_format: structured output request passed to the provider as it is.
+            tool_choice: OpenAI-style `tool_choice`, sent with `tools` (None: the provider's
+                default).
 
         Raises:
             ModelError: the call failed, or answered nothing usable.
@@ -256,6 +259,10 @@ class ModelClient:
             kwargs["response_format"] = dict(response_format)
         if tools:
             kwargs["tools"] = list(tools)
+            if tool_choice is not None:
+                kwargs["tool_choice"] = (
+                    tool_choice if isinstance(tool_choice, str) else dict(tool_choice)
+                )
             # litellm 1.106 routes any call with tools through its MCP gateway check, which
             # imports the optional `mcp` package; plain function tools do not need it.
             kwargs["_skip_mcp_handler"] = True

@@ -10,33 +10,33 @@ from pydantic import AfterValidator, Field, SecretStr, field_validator, model_va
 from orchestra._base import Frozen, Names, Tags
 from orchestra.models.breaker import BreakerPolicy
 from orchestra.models.resilience import HedgePolicy, RetryPolicy
+from orchestra.models.structured import StructuredOutput
 
 __all__ = ["ModelSpec"]
 
 # Parameters orchestra sets itself on every call; letting litellm_params override them would
-# break retries (litellm retrying behind our back), cost accounting or the tool loop.
-_RESERVED_PARAMS = frozenset(
-    {
-        "api_base",
-        "api_key",
-        "base_url",  # litellm's alias of api_base
-        "context_window_fallback_dict",  # litellm's own fallbacks, behind our back
-        "fallbacks",
-        "max_retries",
-        "messages",
-        "metadata",
-        "mock_response",
-        "model",
-        "num_retries",
-        "retry_policy",
-        "response_format",
-        "stream",
-        "stream_options",
-        "timeout",
-        "tool_choice",
-        "tools",
-    }
-)
+# break retries (litellm retrying behind our back), cost accounting or the tool loop. Each maps
+# to what to use instead.
+_RESERVED_PARAMS = {
+    "api_base": "ModelSpec.api_base",
+    "api_key": "ModelSpec.api_key",
+    "base_url": "ModelSpec.api_base",  # litellm's alias of api_base
+    "context_window_fallback_dict": "ModelSpec.fallbacks",  # litellm's own, behind our back
+    "fallbacks": "ModelSpec.fallbacks",
+    "max_retries": "ModelSpec.retry",
+    "messages": "the task's prompt and the agent's instructions",
+    "metadata": "nothing: orchestra sets it",
+    "mock_response": "orchestra.testing.FakeModel",
+    "model": "ModelSpec.model",
+    "num_retries": "ModelSpec.retry",
+    "retry_policy": "ModelSpec.retry",
+    "response_format": "Agent.output_type (and ModelSpec.structured_output for the dialect)",
+    "stream": "ModelSpec.stream",
+    "stream_options": "ModelSpec.stream",
+    "timeout": "ModelSpec.timeout",
+    "tool_choice": "Agent.tool_choice",
+    "tools": "Agent.tools",
+}
 
 
 def _secret(value: SecretStr | str | None) -> SecretStr | None:
@@ -104,17 +104,23 @@ class ModelSpec(Frozen):
     """Stream answers (a cut or stalled stream is retried; never half an answer)."""
     stream_timeout: float = Field(default=30.0, gt=0)
     """With `stream`, seconds without a chunk before the stream counts as stalled."""
+    structured_output: StructuredOutput | None = None
+    """How the server is asked for JSON of a schema: `json_schema` (OpenAI's structured
+    outputs; vLLM, Ollama), `json_object` (llama.cpp's `{"type": "json_object", "schema": ...}`)
+    or `none`. None: `json_schema` where litellm knows the model supports it, else `none`.
+    Where it is declared, the planner constrains the boss to valid plans."""
     litellm_params: dict[str, Any] = Field(default_factory=dict[str, Any])
     """Provider options passed to `litellm.acompletion` as they are (temperature, seed...)."""
 
     @field_validator("litellm_params")
     @classmethod
     def _no_reserved_params(cls, value: dict[str, Any]) -> dict[str, Any]:
-        clash = sorted(_RESERVED_PARAMS & value.keys())
+        clash = sorted(_RESERVED_PARAMS.keys() & value.keys())
         if clash:
+            instead = "; ".join(f"for {name} use {_RESERVED_PARAMS[name]}" for name in clash)
             raise ValueError(
-                f"{', '.join(clash)} cannot go in litellm_params: orchestra sets them itself; "
-                "use the ModelSpec fields (api_base, api_key, timeout) instead"
+                f"{', '.join(clash)} cannot go in litellm_params: orchestra sets them "
+                f"itself; {instead}"
             )
         return value
 
