@@ -114,6 +114,13 @@ class ModelCalled(_Event):
     """A short, low-cardinality class of the error (`ModelError`, `429`...), for tracing."""
     cached: bool = False
     """True when the response cache answered: no request was sent and nothing was charged."""
+    finish_reason: str | None = None
+    """Why the model stopped (`stop`, `length`, `tool_calls`...); None for a failed call."""
+
+    @property
+    def truncated(self) -> bool:
+        """True when the answer was cut at the token limit (`finish_reason` `length`)."""
+        return self.finish_reason == "length"
 
 
 class NodeFinished(_Event):

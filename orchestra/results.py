@@ -83,6 +83,14 @@ class Attempt(BaseModel):
     status_code: int | None = None
     cached: bool = False
     """True when the response cache answered: no request was sent and nothing was paid."""
+    finish_reason: str | None = None
+    """Why the model stopped, as the provider said (`stop`, `length`, `tool_calls`...); None
+    for a failed call."""
+
+    @property
+    def truncated(self) -> bool:
+        """True when the answer was cut at the token limit (`finish_reason` `length`)."""
+        return self.finish_reason == "length"
 
 
 class NodeResult(BaseModel):
@@ -117,6 +125,13 @@ class NodeResult(BaseModel):
     def ok(self) -> bool:
         """True when the node produced an output."""
         return self.error is None
+
+    @property
+    def truncated(self) -> bool:
+        """True when the node's last answer was cut at the token limit: its output may be
+        incomplete."""
+        answered = [a for a in self.attempts if a.error is None]
+        return bool(answered) and answered[-1].truncated
 
     @property
     def seconds(self) -> float:

@@ -470,6 +470,7 @@ class NodeRunner:
                     output_tokens=completion.output_tokens,
                     cost_usd=completion.cost_usd,
                     seconds=completion.seconds,
+                    finish_reason=completion.finish_reason,
                 )
             )
             return completion

@@ -291,7 +291,7 @@ class Resilience:
         breaker.success()
         self._breaker_event(context, spec.name, breaker, before)
         self._latencies.setdefault(completion.model, deque(maxlen=200)).append(completion.seconds)
-        self._record(context, completion.model, started, None, None)
+        self._record(context, completion.model, started, None, None, completion.finish_reason)
         return completion
 
     async def _hedged(self, call: _Call, spec: ModelSpec, hedge: HedgePolicy) -> Completion:
@@ -369,10 +369,22 @@ class Resilience:
 
     @staticmethod
     def _record(
-        context: CallContext, model: str, started: datetime, error: str | None, status: int | None
+        context: CallContext,
+        model: str,
+        started: datetime,
+        error: str | None,
+        status: int | None,
+        finish_reason: str | None = None,
     ) -> None:
         context.attempts.append(
-            Attempt(model=model, started=started, finished=_now(), error=error, status_code=status)
+            Attempt(
+                model=model,
+                started=started,
+                finished=_now(),
+                error=error,
+                status_code=status,
+                finish_reason=finish_reason,
+            )
         )
 
     @staticmethod

@@ -51,6 +51,8 @@ class NodeDigest:
     output_tokens: int = 0
     cost_usd: float = 0.0
     calls: int = 0
+    truncated: int = 0
+    """Answers cut at the token limit (`finish_reason` `length`)."""
     attempts: tuple[Attempt, ...] = ()
     error: str | None = None
     prompt: str | None = None
@@ -178,7 +180,7 @@ def digest(events: Sequence[Event], result: RunResult | None) -> RunDigest:
                 seen.error,
             )
             node.input_tokens, node.output_tokens = seen.input_tokens, seen.output_tokens
-            node.cost_usd = seen.cost_usd
+            node.cost_usd, node.truncated = seen.cost_usd, seen.truncated
             if node.status in ("waiting", "running", "retrying") and (track.ended or result):
                 node.status = "not_run"
         if done is not None:
@@ -189,6 +191,7 @@ def digest(events: Sequence[Event], result: RunResult | None) -> RunDigest:
             node.output_tokens = done.usage.output_tokens
             node.cost_usd, node.error, node.attempts = done.cost_usd, done.error, done.attempts
             node.calls = max(node.calls, len(done.attempts))
+            node.truncated = max(node.truncated, sum(a.truncated for a in done.attempts))
             node.output = display_text(done.output) if done.ok else None
         nodes.append(node)
 

@@ -253,6 +253,10 @@ class LiveView:
             last = node.notes[-1]
             note = f"{_LABELS.get(last.kind, last.kind)}: {_describe(last, 40)}"
             return Text(_first_line(note, 80), style="yellow")
+        if node.truncated:
+            # The column is narrow: the plain lines say why.
+            many = f" ({node.truncated} answers)" if node.truncated > 1 else ""
+            return Text(f"truncated{many}", style="yellow")
         if node.status == "waiting":
             nodes = self.track.nodes
             pending = [p for p in node.after if p in nodes and not nodes[p].done]
@@ -303,10 +307,12 @@ class LiveView:
                 return (
                     f"plan: {event.model} answered in {event.seconds:.2f}s, "
                     f"{event.input_tokens + event.output_tokens:,} tokens, ${event.cost_usd:.6f}"
-                )
+                ) + (f", truncated: {_cut(1)}" if event.truncated else "")
             case ModelCalled() if event.error is not None:
                 error = _first_line(event.error)
                 return f"  error    {event.task_id:<16} {event.model:<12} {error}"
+            case ModelCalled() if event.truncated:
+                return f"  truncated {event.task_id:<15} {event.model:<12} {_cut(1)}"
             case ModelCalled():
                 return None  # the node's `done` line says it
             case NodeFinished():
@@ -316,6 +322,8 @@ class LiveView:
                     f"  {mark}   {event.task_id:<16} {event.model or '-':<12} "
                     f"{event.seconds:6.2f}s {node.tokens:>8,} tok  ${event.cost_usd:.6f}"
                 )
+                if node.truncated:
+                    line += f"  truncated: {_cut(node.truncated)}"
                 return line + (f"  {_first_line(event.error)}" if event.error else "")
             case RunFinished():
                 return (
@@ -339,6 +347,12 @@ _LABELS = {
     "breaker_changed": "breaker",
 }
 """Short verbs for the decisions the view shows in a generic way; other kinds show as is."""
+
+
+def _cut(answers: int) -> str:
+    """What `answers` truncated answers mean, in a few words."""
+    what = "an answer" if answers == 1 else f"{answers} answers"
+    return f"{what} cut at the token limit (finish_reason=length)"
 
 
 def _describe(event: Event, limit: int = 80) -> str:

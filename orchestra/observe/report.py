@@ -127,6 +127,8 @@ def _nodes_table(run: RunDigest) -> str:
     for n in run.nodes:
         cls = " ".join(c for c in ("critical" if n.critical else "", n.status) if c)
         status = n.status if n.error is None else f"{n.status}: {n.error}"
+        if n.truncated:
+            status += f" · truncated ({n.truncated} cut at the token limit)"
         rows.append(
             _row(
                 [
@@ -141,7 +143,7 @@ def _nodes_table(run: RunDigest) -> str:
                     _td(n.calls, num=True),
                     _td(f"{n.input_tokens:,} / {n.output_tokens:,}", num=True),
                     _td(_usd(n.cost_usd), num=True),
-                    _td(status, cls="err" if n.error else ""),
+                    _td(status, cls="err" if n.error else "warn" if n.truncated else ""),
                 ],
                 cls,
             )

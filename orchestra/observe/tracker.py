@@ -59,6 +59,8 @@ class NodeTrack:
     calls: int = 0
     """Model calls that reported (answered or failed)."""
     failed_calls: int = 0
+    truncated: int = 0
+    """Answers cut at the token limit (`finish_reason` `length`)."""
     retries: int = 0
     """Retries, fallbacks and escalations announced for this node."""
     input_tokens: int = 0
@@ -246,6 +248,7 @@ class RunTrack:
             node.failed_calls += 1
             if not node.done:
                 node.status = "retrying"
+        node.truncated += event.truncated
 
     def _note(self, event: Event) -> None:
         task_id: object = getattr(event, "task_id", None)

@@ -147,6 +147,7 @@ class Planner:
                     output_tokens=completion.output_tokens,
                     cost_usd=completion.cost_usd,
                     seconds=completion.seconds,
+                    finish_reason=completion.finish_reason,
                 )
             )
             return completion

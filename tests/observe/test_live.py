@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 
 import pytest
 from rich.console import Console
 
 import orchestra as oc
-from orchestra.events import Event
+from orchestra.events import Event, ModelCalled
 from orchestra.observe.live import LiveView, tree_order
 from orchestra.observe.tracker import NodeTrack
-from orchestra.testing import FakeModel, fake_constellation
+from orchestra.testing import FakeModel, OpenAICompatibleServer, Reply, fake_constellation
 
 PLAIN = """\
 run r1 started: Compare GPUs
@@ -147,3 +147,30 @@ def test_tree_order_nests_under_the_last_dependency() -> None:
         "d": NodeTrack("d", after=("c",)),
     }
     assert tree_order(nodes) == [("a", "├─ "), ("b", "└─ "), ("c", "   └─ "), ("d", "      └─ ")]
+
+
+def test_truncated_answers_are_marked(openai_server: OpenAICompatibleServer) -> None:
+    """An answer cut at the token limit is recorded on its attempt and event, and shown."""
+    openai_server.script("m", [Reply("the answer is cut", finish_reason="length")])
+    spec = oc.ModelSpec(name="m", model="openai/m", api_base=openai_server.url, api_key="k")
+    events: list[Event] = []
+    console = _console(terminal=False)
+    view = LiveView(console)
+
+    def sink(event: Event) -> None:
+        events.append(event)
+        view(event)
+
+    orch = oc.Orchestra(models=[spec], agents=[oc.Agent(name="w")], on_event=sink)
+    result = orch.execute_sync(oc.Plan(tasks=[oc.Task(id="a", agent="w", prompt="go")]))
+    node = result.nodes["a"]
+    assert [a.finish_reason for a in node.attempts] == ["length"]
+    assert node.truncated and node.output == "the answer is cut"
+    called = next(e for e in events if isinstance(e, ModelCalled))
+    assert called.finish_reason == "length" and called.truncated
+    text = console.export_text()
+    assert "truncated a" in text
+    assert "truncated: an answer cut at the token limit (finish_reason=length)" in text
+    frame = _console(terminal=True)
+    frame.print(view.render(datetime.now(timezone.utc)))
+    assert "truncated" in frame.export_text().splitlines()[2]

@@ -12,7 +12,13 @@ import orchestra as oc
 from orchestra.events import Event
 from orchestra.observe.digest import critical_path, digest
 from orchestra.observe.report import build_report
-from orchestra.testing import FakeModel, FakeReply, fake_constellation
+from orchestra.testing import (
+    FakeModel,
+    FakeReply,
+    OpenAICompatibleServer,
+    Reply,
+    fake_constellation,
+)
 
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror="alert(1)">'
 PLAN = oc.Plan(
@@ -171,3 +177,17 @@ def test_critical_path_prefers_the_longest_chain_then_the_smaller_id() -> None:
     assert critical_path(deps, {"a": 1.0, "b": 2.0, "c": 1.0})[0] == ["b", "c"]
     assert critical_path({}, {}) == ([], {})
     assert critical_path({"x": set[str]()}, {"x": 0.0})[0] == []
+
+
+def test_truncated_node_is_marked_from_events_or_result(
+    openai_server: OpenAICompatibleServer,
+) -> None:
+    """A node whose answer stopped at the token limit says so, from its events or its result."""
+    openai_server.script("m", [Reply("cut", finish_reason="length")])
+    spec = oc.ModelSpec(name="m", model="openai/m", api_base=openai_server.url, api_key="k")
+    events: list[Event] = []
+    orch = oc.Orchestra(models=[spec], agents=[oc.Agent(name="w")], on_event=events.append)
+    result = orch.execute_sync(oc.Plan(tasks=[oc.Task(id="a", agent="w", prompt="go")]))
+    for html in (build_report(events), build_report(result=result)):
+        assert "succeeded · truncated (1 cut at the token limit)" in html
+        assert '<td class="warn">' in html
