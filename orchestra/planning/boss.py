@@ -7,8 +7,11 @@
   problems, the boss repairs it (the dispatched tasks must stay as they are).
 - `replan`: after a node failed, the boss plans only the remaining work (see `replan.py`).
 
-The boss's structured output is requested (`response_format` with the plan's JSON schema) where
-litellm reports that the provider supports it.
+Where the boss's server decodes under a JSON schema (its spec's `structured_output`, or what
+litellm knows of the model), the boss is sent the plan schema specialised to this Orchestra
+(`orchestra.planning.schema`: agent names, model names and task ids as enums, few tasks) as its
+`response_format`, and shown it in the prompt: even a very small model can then only write
+plans of the right shape. Semantic problems are still found and repaired as above.
 """
 
 from __future__ import annotations
@@ -24,14 +27,16 @@ from orchestra.errors import PlanError
 from orchestra.events import EventSink, ModelCalled, PlanRejected
 from orchestra.models.admission import ModelLimits
 from orchestra.models.calls import complete_within
-from orchestra.models.client import Completion, ModelClient, load_litellm
+from orchestra.models.client import Completion, ModelClient
 from orchestra.models.constellation import Constellation
 from orchestra.models.resilience import CallContext, Resilience
 from orchestra.models.spec import ModelSpec
+from orchestra.models.structured import dialect, response_format
 from orchestra.plan import Plan, Task, dependencies_first, placeholders
 from orchestra.planning.parse import parse_plan
 from orchestra.planning.prompt import boss_messages, repair_message
 from orchestra.planning.replan import replan_message, replan_problems
+from orchestra.planning.schema import MAX_TASKS, plan_schema
 from orchestra.planning.stream import PlanStream
 from orchestra.results import NodeResult
 from orchestra.validation import plan_problems
@@ -42,21 +47,6 @@ PLAN_TASK = "(plan)"
 """The task id the boss's planning calls carry in events (no task of a plan can have it)."""
 
 Dispatch = Callable[[Task], None]
-
-
-def structured_output(spec: ModelSpec) -> dict[str, Any] | None:
-    """The `response_format` asking for a JSON plan, if litellm says the provider supports it."""
-    litellm = load_litellm()
-    try:
-        supported = bool(litellm.supports_response_schema(model=spec.model))
-    except Exception:  # unknown models make litellm raise: no structured output then
-        return None
-    if not supported:
-        return None
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": "plan", "schema": Plan.model_json_schema(), "strict": False},
-    }
 
 
 @dataclass
@@ -112,6 +102,23 @@ class Planner:
     resilience: Resilience
     emit: EventSink
     max_attempts: int = 2
+    max_tasks: int = MAX_TASKS
+    """With a constrained boss, the most tasks a plan may have."""
+
+    def schema(
+        self, *, taken: Collection[str] = (), finished: Collection[str] = ()
+    ) -> dict[str, Any] | None:
+        """The plan schema specialised to this Orchestra, when the boss's server can decode
+        under it (None: it cannot; the boss is shown the general plan schema)."""
+        if dialect(self.constellation[self.boss]) == "none":
+            return None
+        return plan_schema(
+            [a.name for a in self.agents],
+            self.constellation.names,
+            taken=taken,
+            finished=finished,
+            max_tasks=self.max_tasks,
+        )
 
     async def ask(
         self,
@@ -119,11 +126,13 @@ class Planner:
         run_id: str,
         attempt: int,
         on_text: Callable[[], Callable[[str], None]] | None = None,
+        *,
+        schema: Mapping[str, Any] | None = None,
     ) -> Completion:
         """One boss answer, with the boss spec's retries and fallbacks.
 
         `on_text`, when given, makes a fresh text consumer for each request (a retried stream
-        starts over).
+        starts over). `schema`, when given, constrains the answer on servers that can.
         """
         metadata = {"run_id": run_id, "agent": "plan", "attempt": attempt}
 
@@ -135,7 +144,9 @@ class Planner:
                 messages,
                 metadata=metadata,
                 on_text=on_text() if on_text is not None else None,
-                response_format=structured_output(spec),
+                response_format=None
+                if schema is None
+                else response_format(spec, schema, name="plan"),
             )
             self.emit(
                 ModelCalled(
@@ -190,11 +201,16 @@ class Planner:
             PlanError: no valid plan after `max_attempts` answers (`.attempts` holds them all).
             ModelError: the boss model failed.
         """
+        schema = self.schema()
         messages: list[dict[str, Any]] = boss_messages(
-            task, self.agents, self.constellation, inputs
+            task, self.agents, self.constellation, inputs, schema=schema
         )
         return await self._converge(
-            messages, run_id, lambda answer: self.problems(answer, inputs), first=None
+            messages,
+            run_id,
+            lambda answer: self.problems(answer, inputs),
+            first=None,
+            schema=schema,
         )
 
     async def plan_streaming(
@@ -206,8 +222,9 @@ class Planner:
             PlanError: no valid plan after `max_attempts` answers.
             ModelError: the boss model failed.
         """
+        schema = self.schema()
         messages: list[dict[str, Any]] = boss_messages(
-            task, self.agents, self.constellation, inputs
+            task, self.agents, self.constellation, inputs, schema=schema
         )
         streamed = _Streamed(
             agents=[a.name for a in self.agents],
@@ -228,10 +245,14 @@ class Planner:
 
             return feed
 
-        first = await self.ask(messages, run_id, 1, on_text=consumer)
+        first = await self.ask(messages, run_id, 1, on_text=consumer, schema=schema)
         fixed = streamed.accepted
         plan, completions = await self._converge(
-            messages, run_id, lambda answer: self.problems(answer, inputs, fixed), first=first
+            messages,
+            run_id,
+            lambda answer: self.problems(answer, inputs, fixed),
+            first=first,
+            schema=schema,
         )
         for rest in dependencies_first(plan.tasks):
             if rest.id not in fixed:  # the rest, once the whole plan is known and valid
@@ -257,11 +278,12 @@ class Planner:
             PlanError: no valid replan after `max_attempts` answers.
             ModelError: the boss model failed.
         """
+        finished = [task_id for task_id, result in nodes.items() if result.ok]
+        schema = self.schema(taken=[t.id for t in plan.tasks], finished=finished)
         messages: list[dict[str, Any]] = [
-            *boss_messages(task, self.agents, self.constellation, inputs),
+            *boss_messages(task, self.agents, self.constellation, inputs, schema=schema),
             replan_message(plan, nodes, failed, error, not_run),
         ]
-        finished = [task_id for task_id, result in nodes.items() if result.ok]
 
         def check(answer: str) -> tuple[Plan | None, list[PlanError]]:
             try:
@@ -277,7 +299,7 @@ class Planner:
                 inputs=inputs,
             )
 
-        return await self._converge(messages, run_id, check, first=None)
+        return await self._converge(messages, run_id, check, first=None, schema=schema)
 
     async def _converge(
         self,
@@ -286,6 +308,7 @@ class Planner:
         check: Callable[[str], tuple[Plan | None, list[PlanError]]],
         *,
         first: Completion | None,
+        schema: Mapping[str, Any] | None,
     ) -> tuple[Plan, list[Completion]]:
         """Ask (and repair with numbered problems) until an answer passes `check`."""
         completions: list[Completion] = []
@@ -293,7 +316,9 @@ class Planner:
         problems: list[PlanError] = []
         for attempt in range(1, self.max_attempts + 1):
             completion = (
-                first if attempt == 1 and first else await self.ask(messages, run_id, attempt)
+                first
+                if attempt == 1 and first
+                else await self.ask(messages, run_id, attempt, schema=schema)
             )
             completions.append(completion)
             answer = completion.content or ""

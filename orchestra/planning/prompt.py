@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
 
 from orchestra.agents import Agent
 from orchestra.errors import PlanError
 from orchestra.models.spec import ModelSpec
+from orchestra.models.structured import schema_instruction
 from orchestra.plan import Plan
 
 __all__ = ["boss_messages", "repair_message"]
@@ -19,8 +20,7 @@ at the same time; give a task `after` only for the tasks whose outputs it needs,
 those outputs in its prompt as {task_id}. Run inputs can be used as {input_name}. The last task
 should combine the others into the final answer; set `output` to its id. To do the same work
 for every item of a list a task produces, give one task `map` (that task's id, also in `after`)
-and put {item} in its prompt: it runs once per item, and its output is the list of results.
-Answer with one JSON object valid against this JSON schema, and nothing else:"""
+and put {item} in its prompt: it runs once per item, and its output is the list of results."""
 
 
 def _agent_line(agent: Agent) -> str:
@@ -40,13 +40,18 @@ def _model_line(spec: ModelSpec) -> str:
 
 
 def boss_messages(
-    task: str, agents: Iterable[Agent], models: Iterable[ModelSpec], inputs: Collection[str]
+    task: str,
+    agents: Iterable[Agent],
+    models: Iterable[ModelSpec],
+    inputs: Collection[str],
+    *,
+    schema: Mapping[str, Any] | None = None,
 ) -> list[dict[str, str]]:
-    """The chat messages that ask the boss to plan `task`."""
-    schema = json.dumps(Plan.model_json_schema(), separators=(",", ":"))
+    """The chat messages that ask the boss to plan `task`, showing it `schema` (default: the
+    general plan schema; a constrained boss is shown the specialised one it decodes under)."""
     parts = [
         _RULES,
-        schema,
+        schema_instruction(Plan.model_json_schema() if schema is None else schema),
         "Agents:",
         *(_agent_line(a) for a in agents),
         "Models (a task may pin one with `model`; usually leave it out):",

@@ -9,7 +9,6 @@ import pytest
 
 import orchestra as oc
 from orchestra.events import Replanned
-from orchestra.planning.boss import structured_output
 from orchestra.testing import FakeModel, OpenAICompatibleServer, RecordedRequest, Reply
 from orchestra.testing.constellation import fake_constellation
 
@@ -59,15 +58,6 @@ async def test_boss_mistakes_are_repaired_in_one_round(
         assert len(boss_calls) == 2
         feedback = boss_calls[1].messages[-1]["content"]
         assert feedback.startswith("That plan cannot run:\n1. ") and complaint in feedback
-
-
-async def test_structured_output_where_litellm_supports_it() -> None:
-    """The plan schema is requested as structured output for providers that support it."""
-    supported = structured_output(oc.ModelSpec(name="b", model="openai/gpt-4o-2024-08-06"))
-    assert (
-        supported is not None and supported["json_schema"]["schema"] == oc.Plan.model_json_schema()
-    )
-    assert structured_output(oc.ModelSpec(name="b", model="orchestra-fake/x/y")) is None
 
 
 @pytest.fixture
