@@ -116,6 +116,8 @@ class ModelCalled(_Event):
     """True when the response cache answered: no request was sent and nothing was charged."""
     finish_reason: str | None = None
     """Why the model stopped (`stop`, `length`, `tool_calls`...); None for a failed call."""
+    estimated: bool = False
+    """True when the provider reported no usage: the tokens are litellm's estimate."""
 
     @property
     def truncated(self) -> bool:

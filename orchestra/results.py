@@ -41,12 +41,27 @@ class Usage(BaseModel):
     """Model calls made."""
     by_model: dict[str, Usage] = Field(default_factory=dict[str, "Usage"])
     """The same figures per model spec name (their own `by_model` is empty)."""
+    estimated: bool = False
+    """True when some of these tokens are estimates: a provider reported no usage for a call
+    (llama.cpp's streams), so litellm counted them itself."""
 
     @classmethod
-    def of(cls, model: str, *, input_tokens: int, output_tokens: int, cost_usd: float) -> Usage:
+    def of(
+        cls,
+        model: str,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        cost_usd: float,
+        estimated: bool = False,
+    ) -> Usage:
         """Usage of one call on `model`."""
         one = cls(
-            input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost_usd, calls=1
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost_usd,
+            calls=1,
+            estimated=estimated,
         )
         return one.model_copy(update={"by_model": {model: one}})
 
@@ -66,6 +81,7 @@ class Usage(BaseModel):
             cost_usd=self.cost_usd + other.cost_usd,
             calls=self.calls + other.calls,
             by_model=by_model,
+            estimated=self.estimated or other.estimated,
         )
 
 

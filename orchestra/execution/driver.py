@@ -54,7 +54,11 @@ def usage_of(completions: Iterable[Completion]) -> Usage:
     total = Usage()
     for c in completions:
         total = total + Usage.of(
-            c.model, input_tokens=c.input_tokens, output_tokens=c.output_tokens, cost_usd=c.cost_usd
+            c.model,
+            input_tokens=c.input_tokens,
+            output_tokens=c.output_tokens,
+            cost_usd=c.cost_usd,
+            estimated=c.estimated,
         )
     return total
 

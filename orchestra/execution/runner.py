@@ -80,6 +80,7 @@ class _Tally:
                 input_tokens=completion.input_tokens,
                 output_tokens=completion.output_tokens,
                 cost_usd=completion.cost_usd,
+                estimated=completion.estimated,
             )
             + completion.extra
         )
@@ -471,6 +472,7 @@ class NodeRunner:
                     cost_usd=completion.cost_usd,
                     seconds=completion.seconds,
                     finish_reason=completion.finish_reason,
+                    estimated=completion.estimated,
                 )
             )
             return completion

@@ -13,7 +13,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, cast
 
@@ -78,6 +78,9 @@ class Completion:
     """True when the answer came from the response cache: no request was sent."""
     finish_reason: str | None = None
     """Why the model stopped, as the provider said (`stop`, `length`, `tool_calls`...)."""
+    estimated: bool = False
+    """True when the provider reported no usage (llama.cpp's streams): the tokens are
+    litellm's estimate, not the provider's count."""
 
 
 def _describe(status: int | None) -> str:
@@ -272,9 +275,9 @@ class ModelClient:
         try:
             with anyio.fail_after(limit):
                 if spec.stream or on_text is not None:
-                    response = await self._streamed(spec, kwargs, on_text)
+                    response, reported = await self._streamed(spec, kwargs, on_text)
                 else:
-                    response = await litellm.acompletion(**kwargs)
+                    response, reported = await litellm.acompletion(**kwargs), True
         except TimeoutError:
             raise ModelError(
                 f"model {spec.name!r} ({spec.model}): timed out after {spec.timeout} s",
@@ -286,11 +289,13 @@ class ModelClient:
             raise
         except Exception as exc:  # every provider failure becomes one typed error
             raise model_error(spec, exc) from exc
-        return self._completion(spec, response, time.monotonic() - started)
+        completion = self._completion(spec, response, time.monotonic() - started)
+        return completion if reported else replace(completion, estimated=True)
 
     async def _streamed(
         self, spec: ModelSpec, kwargs: dict[str, Any], on_text: Callable[[str], None] | None
-    ) -> Any:
+    ) -> tuple[Any, bool]:
+        """The streamed answer, whole, and whether the provider reported its usage."""
         litellm = load_litellm()
         stream = await litellm.acompletion(
             **kwargs, stream=True, stream_options={"include_usage": True}
@@ -332,7 +337,11 @@ class ModelClient:
                 model=spec.name,
                 transient=True,
             )
-        return litellm.stream_chunk_builder(chunks, messages=kwargs["messages"])
+        # The wrapper keeps the provider's own usage chunk; without one, the usage of the built
+        # answer is litellm's count.
+        kept = cast(list[Any], getattr(stream, "chunks", None) or chunks)
+        reported = any(getattr(chunk, "usage", None) is not None for chunk in kept)
+        return litellm.stream_chunk_builder(chunks, messages=kwargs["messages"]), reported
 
     def _completion(self, spec: ModelSpec, response: Any, seconds: float) -> Completion:
         choices = cast(list[Any], getattr(response, "choices", None) or [])

@@ -159,6 +159,7 @@ class Planner:
                     cost_usd=completion.cost_usd,
                     seconds=completion.seconds,
                     finish_reason=completion.finish_reason,
+                    estimated=completion.estimated,
                 )
             )
             return completion

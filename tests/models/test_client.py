@@ -7,6 +7,7 @@ import contextlib
 import pytest
 
 import orchestra as oc
+from orchestra.events import ModelCalled
 from orchestra.models.client import ModelClient, load_litellm, scrub
 from orchestra.testing import (
     FakeModel,
@@ -229,3 +230,33 @@ async def test_tool_turn_goes_back_with_empty_content(
         "tool_call_id": call_id,
         "content": "TTFT means time to first token",
     }
+
+
+def _streaming_spec(server: OpenAICompatibleServer) -> oc.ModelSpec:
+    return oc.ModelSpec(
+        name="m", model="openai/m", api_base=server.url, api_key="k", stream=True, input_cost=1.0
+    )
+
+
+@pytest.mark.parametrize("reported", [True, False], ids=["reported", "unreported"])
+async def test_stream_without_usage_is_marked_estimated(
+    openai_server: OpenAICompatibleServer, reported: bool
+) -> None:
+    """A stream whose server sent no usage (llama.cpp's) has estimated tokens, and says so;
+    one that sent usage carries the server's counts, unmarked."""
+    openai_server.script(
+        "m", [Reply("a whole answer", input_tokens=7, output_tokens=3, report_usage=reported)]
+    )
+    events: list[oc.Event] = []
+    orch = oc.Orchestra(models=[_streaming_spec(openai_server)], on_event=events.append)
+    result = await orch.execute(oc.Plan(tasks=[oc.Task(id="t", agent="assistant", prompt="go")]))
+    usage = result.nodes["t"].usage
+    assert usage.estimated is not reported
+    assert result.usage.estimated is not reported
+    assert result.usage.by_model["m"].estimated is not reported
+    called = next(e for e in events if isinstance(e, ModelCalled))
+    assert called.estimated is not reported
+    if reported:
+        assert (usage.input_tokens, usage.output_tokens) == (7, 3)
+    else:
+        assert usage.input_tokens > 0 and usage.output_tokens > 0
