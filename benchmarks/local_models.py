@@ -1,0 +1,250 @@
+"""Real small models on llama.cpp (CPU): planning, speed, overhead, and a 135M router.
+
+Needs `scripts/local-models install` (skips, saying so, without it). Four measurements, each
+against a baseline measured in the same run:
+
+1. **Plan validity** of SmolLM2-135M as the boss over 20 varied task texts: unconstrained (the
+   general plan schema in the prompt only) vs constrained (llama.cpp decodes under the plan
+   schema specialised to this Orchestra). A plan is valid when the planner returns one (at most
+   one repair round, as by default); "first" counts plans valid without repair.
+2. **Speed** per model, measured on the server directly: time to first token, decode tokens/s,
+   and the latency of a 64-token answer.
+3. **Overhead**: the same calls through an Orchestra (one-task plans) and through bare
+   `litellm.acompletion`, alternated; the wall-time ratio orchestra / bare.
+4. **A 135M router**: `LLMRouter` on the real SmolLM2 server placing 100 dev queries of the
+   recorded constellation (`../shared/data/routing/zeroeval`), against the routing benchmark's
+   recommended policy and the strong model on the same queries: accuracy, cost, router latency,
+   and how often the router named a usable model at all.
+
+Run: python benchmarks/local_models.py [--tasks 20] [--router-queries 100] [--skip-router]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import _common  # noqa: F401  (keeps litellm offline; imported before orchestra)
+import anyio
+import httpx
+import routing as recorded_bench  # the routing benchmark's data and policies (benchmarks/)
+
+import orchestra as oc
+from orchestra.events import ModelCalled
+from orchestra.models.client import load_litellm
+from orchestra.testing.local_models import LocalServer, LocalServers, missing
+
+TASKS = [
+    "Write a short poem about the sea.",
+    "Summarise the benefits of unit tests.",
+    "Compare cats and dogs as pets.",
+    "Plan a weekend trip to Paris.",
+    "Explain how a bicycle works.",
+    "List three healthy breakfast ideas and pick the best.",
+    "Draft an email asking for a day off.",
+    "Describe the water cycle for a child.",
+    "Give arguments for and against remote work.",
+    "Write a product description for a coffee mug.",
+    "Explain what a database index is.",
+    "Suggest names for a bakery and choose one.",
+    "Outline a talk about climate change.",
+    "Compare trains and planes for a 500 km trip.",
+    "Write a haiku about autumn and explain it.",
+    "Review the pros and cons of electric cars.",
+    "Explain photosynthesis in two paragraphs.",
+    "Create a study plan for learning Spanish.",
+    "Describe three uses of machine learning in medicine.",
+    "Write a short story opening about a lost key.",
+]
+AGENTS = [
+    oc.Agent(name="researcher", description="finds facts on a topic", model="worker"),
+    oc.Agent(name="analyst", description="compares options", model="worker"),
+    oc.Agent(name="writer", description="writes the final text", model="worker"),
+]
+PROMPTS = [
+    "Name three colours.",
+    "What is the capital of France?",
+    "Say hello in Spanish.",
+    "Count from one to five.",
+]
+GREEDY: dict[str, Any] = {"temperature": 0.0, "seed": 0}
+
+
+async def plan_validity(
+    servers: LocalServers, tasks: Sequence[str], constrained: bool
+) -> dict[str, Any]:
+    """How many of `tasks` the 135M boss planned validly, and how fast."""
+    boss = servers["smollm2"].spec(
+        name="boss",
+        structured_output="json_object" if constrained else "none",
+        litellm_params={"max_tokens": 400},
+    )
+    worker = servers["gemma3"].spec(name="worker")
+    valid = first = 0
+    seconds: list[float] = []
+    for task in tasks:
+        events: list[oc.Event] = []
+        orch = oc.Orchestra(
+            models=[boss, worker], agents=AGENTS, boss="boss", on_event=events.append
+        )
+        started = time.perf_counter()
+        try:
+            await orch.plan(task)
+        except oc.PlanError:
+            pass
+        else:
+            valid += 1
+            first += not any(e.kind == "plan_rejected" for e in events)
+        seconds.append(time.perf_counter() - started)
+    return {"valid": valid, "first": first, "seconds": statistics.mean(seconds)}
+
+
+def speed(server: LocalServer, runs: int = 3) -> dict[str, float]:
+    """Time to first token, decode tokens/s and whole-answer latency, on the server itself."""
+    firsts: list[float] = []
+    rates: list[float] = []
+    latencies: list[float] = []
+    for index in range(runs):
+        body = {
+            "model": server.model.name,
+            "messages": [{"role": "user", "content": PROMPTS[index % len(PROMPTS)]}],
+            "max_tokens": 64,
+            "stream": True,
+            **GREEDY,
+        }
+        started = time.perf_counter()
+        stamps: list[float] = []
+        with httpx.stream("POST", f"{server.url}/chat/completions", json=body, timeout=300) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: {") and '"content"' in line:
+                    stamps.append(time.perf_counter())
+        end = time.perf_counter()
+        latencies.append(end - started)
+        if stamps:
+            firsts.append(stamps[0] - started)
+            if len(stamps) > 1:
+                rates.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
+    return {
+        "ttft_s": statistics.median(firsts),
+        "decode_tps": statistics.median(rates),
+        "latency_s": statistics.median(latencies),
+    }
+
+
+async def overhead(server: LocalServer, rounds: int = 3) -> tuple[float, float]:
+    """Total wall time of the same calls through orchestra and through bare litellm."""
+    litellm = load_litellm()
+    spec = server.spec(name="local", litellm_params={"max_tokens": 32})
+    orch = oc.Orchestra(models=[spec])
+    through = bare = 0.0
+    for _ in range(rounds):
+        for prompt in PROMPTS:
+            started = time.perf_counter()
+            await litellm.acompletion(
+                model=spec.model,
+                api_base=server.url,
+                api_key="none",
+                messages=[{"role": "user", "content": prompt}],
+                max_tokens=32,
+                **GREEDY,
+            )
+            bare += time.perf_counter() - started
+            started = time.perf_counter()
+            await orch.execute(oc.Plan(tasks=[oc.Task(id="q", agent="assistant", prompt=prompt)]))
+            through += time.perf_counter() - started
+    return through, bare
+
+
+def router_benchmark(server: LocalServer, queries: int) -> None:
+    """LLMRouter on the real 135M model vs the recommended policy and the strong model."""
+    data = recorded_bench.DEFAULT_DATA
+    catalogue = recorded_bench.json.loads((data / "models.json").read_text(encoding="utf-8"))
+    models = [m for m in catalogue["models"] if m not in recorded_bench.EXCLUDED]
+    recorded = recorded_bench.RecordedConstellation.load(data, "dev", models=models)
+    sample = recorded_bench.interleave(recorded.queries, queries)
+    # The recorded models answer; the router only reads. Tags keep the router's own model out
+    # of the candidates.
+    answerers = [s.model_copy(update={"tags": {"recorded"}}) for s in recorded.constellation()]
+    router = server.spec(name="router", litellm_params={"max_tokens": 40})
+    agents = [oc.Agent(name=t, tags={"recorded"}) for t in sorted({q.task for q in sample})]
+    events: list[oc.Event] = []
+    policy = oc.routing.LLMRouter("router", fallback=oc.routing.Cheapest(min_quality=0.5))
+    orch = oc.Orchestra(
+        models=[*answerers, router], agents=agents, router=policy, on_event=events.append
+    )
+    started = time.perf_counter()
+    result = anyio.run(orch.execute, recorded_bench.plan_of(sample), backend="asyncio")
+    wall = time.perf_counter() - started
+    nodes = {q.qid: result.nodes[f"q{i:05d}"] for i, q in enumerate(sample)}
+    labels = recorded_bench.load_labels(data, "dev")
+    # The router's own calls are in each node's cost; score the answering part and the router.
+    llm = recorded_bench.score("LLMRouter (SmolLM2-135M, real)", nodes, labels)
+    baselines = {
+        name: recorded_bench.run_policy(recorded, sample, policy_, models)
+        for name, policy_ in recorded_bench.policies().items()
+        if name.startswith("strong") or name == recorded_bench.RECOMMENDED
+    }
+    rows = [recorded_bench.score(name, n, labels) for name, n in baselines.items()]
+    strong = rows[0]
+    print(recorded_bench.table([*rows, llm], strong, max(rows, key=lambda r: r.accuracy)))
+    routed = [e for e in events if isinstance(e, ModelCalled) and e.model == "router"]
+    named = sum(" chose " in (n.route or "") for n in nodes.values())
+    chosen: dict[str, int] = {}
+    for node in nodes.values():
+        chosen[node.model or "-"] = chosen.get(node.model or "-", 0) + 1
+    top = sorted(chosen.items(), key=lambda kv: -kv[1])[:4]
+    print(
+        f"router: named a usable model for {named}/{len(nodes)} queries (else the fallback, "
+        f"Cheapest(min_quality=0.5), chose); latency per routing call "
+        f"{statistics.median(e.seconds for e in routed):.2f} s median, "
+        f"{max(e.seconds for e in routed):.2f} s max; {wall:.0f} s for the {len(nodes)} queries"
+    )
+    print(f"answering models: {', '.join(f'{m} x{c}' for m, c in top)}")
+    recorded.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the benchmark (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--tasks", type=int, default=len(TASKS), help="plan-validity tasks")
+    parser.add_argument("--router-queries", type=int, default=100)
+    parser.add_argument("--skip-router", action="store_true")
+    args = parser.parse_args(argv)
+    absent = missing()
+    if absent is not None:
+        print(f"skipped: {absent}; run scripts/local-models install")
+        return
+    with LocalServers(["smollm2", "gemma3"]) as servers:
+        tasks = TASKS[: args.tasks]
+        print(f"plan validity of SmolLM2-135M as the boss, {len(tasks)} tasks:")
+        for constrained in (False, True):
+            got = anyio.run(plan_validity, servers, tasks, constrained, backend="asyncio")
+            label = "constrained  " if constrained else "unconstrained"
+            print(
+                f"  {label} {got['valid']:2}/{len(tasks)} valid ({got['valid'] / len(tasks):.0%}), "
+                f"{got['first']:2} without repair, {got['seconds']:.1f} s per plan"
+            )
+        print("speed on this machine (llama.cpp, one CPU thread per server, 64-token answers):")
+        for name in ("smollm2", "gemma3"):
+            got = speed(servers[name])
+            print(
+                f"  {name:8} first token {got['ttft_s']:.2f} s, {got['decode_tps']:.1f} tokens/s "
+                f"decoding, {got['latency_s']:.2f} s per answer"
+            )
+        through, bare = anyio.run(overhead, servers["smollm2"], backend="asyncio")
+        print(
+            f"orchestra vs bare litellm, the same {3 * len(PROMPTS)} calls alternated: "
+            f"{through:.2f} s vs {bare:.2f} s, ratio {through / bare:.3f}"
+        )
+        if not args.skip_router:
+            queries = args.router_queries
+            print(f"\n135M router vs the recorded constellation, {queries} dev queries:")
+            router_benchmark(servers["smollm2"], queries)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
