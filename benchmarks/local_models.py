@@ -72,6 +72,18 @@ PROMPTS = [
     "Count from one to five.",
 ]
 GREEDY: dict[str, Any] = {"temperature": 0.0, "seed": 0}
+# The router chooses among six models spanning the recorded price range (a 24-line model list
+# makes each routing call of the 135M model take minutes on a loaded CPU); the baselines keep
+# every recorded model.
+ROUTED = (
+    "gpt-4o-2024-08-06",
+    "gpt-4o-mini-2024-07-18",
+    "deepseek-v2.5-0908",
+    "gemini-1.5-flash",
+    "Meta-Llama-3.1-8B-Instruct",
+    "gemma-2-2b-it",
+)
+PARTS = ("planning", "speed", "overhead", "router")
 
 
 async def plan_validity(
@@ -135,28 +147,41 @@ def speed(server: LocalServer, runs: int = 3) -> dict[str, float]:
     }
 
 
-async def overhead(server: LocalServer, rounds: int = 3) -> tuple[float, float]:
-    """Total wall time of the same calls through orchestra and through bare litellm."""
+async def overhead(server: LocalServer, rounds: int = 2) -> tuple[float, float]:
+    """Total wall time of the same calls through orchestra and through bare litellm.
+
+    The server reuses the previous request's prompt prefix, so no call follows one with the
+    same prompt: each round asks every prompt once each way, the two ways alternating over
+    the prompts and swapping places from one round to the next.
+    """
     litellm = load_litellm()
     spec = server.spec(name="local", litellm_params={"max_tokens": 32})
     orch = oc.Orchestra(models=[spec])
-    through = bare = 0.0
-    for _ in range(rounds):
-        for prompt in PROMPTS:
-            started = time.perf_counter()
-            await litellm.acompletion(
-                model=spec.model,
-                api_base=server.url,
-                api_key="none",
-                messages=[{"role": "user", "content": prompt}],
-                max_tokens=32,
-                **GREEDY,
-            )
-            bare += time.perf_counter() - started
-            started = time.perf_counter()
-            await orch.execute(oc.Plan(tasks=[oc.Task(id="q", agent="assistant", prompt=prompt)]))
-            through += time.perf_counter() - started
-    return through, bare
+
+    async def bare_call(prompt: str) -> None:
+        await litellm.acompletion(
+            model=spec.model,
+            api_base=server.url,
+            api_key="none",
+            messages=[{"role": "user", "content": prompt}],
+            max_tokens=32,
+            **GREEDY,
+        )
+
+    async def orchestra_call(prompt: str) -> None:
+        await orch.execute(oc.Plan(tasks=[oc.Task(id="q", agent="assistant", prompt=prompt)]))
+
+    seconds = {"orchestra": 0.0, "bare": 0.0}
+    ways = {"orchestra": orchestra_call, "bare": bare_call}
+    for round_ in range(rounds):
+        order = ["orchestra", "bare"] if round_ % 2 else ["bare", "orchestra"]
+        for turn in range(2):
+            for index, prompt in enumerate(PROMPTS):
+                way = order[(index + turn) % 2]
+                started = time.perf_counter()
+                await ways[way](prompt)
+                seconds[way] += time.perf_counter() - started
+    return seconds["orchestra"], seconds["bare"]
 
 
 def router_benchmark(server: LocalServer, queries: int) -> None:
@@ -168,11 +193,15 @@ def router_benchmark(server: LocalServer, queries: int) -> None:
     sample = recorded_bench.interleave(recorded.queries, queries)
     # The recorded models answer; the router only reads. Tags keep the router's own model out
     # of the candidates.
-    answerers = [s.model_copy(update={"tags": {"recorded"}}) for s in recorded.constellation()]
+    answerers = [
+        s.model_copy(update={"tags": {"recorded"}}) for s in recorded.constellation(ROUTED)
+    ]
     router = server.spec(name="router", litellm_params={"max_tokens": 40})
     agents = [oc.Agent(name=t, tags={"recorded"}) for t in sorted({q.task for q in sample})]
     events: list[oc.Event] = []
-    policy = oc.routing.LLMRouter("router", fallback=oc.routing.Cheapest(min_quality=0.5))
+    policy = oc.routing.LLMRouter(
+        "router", fallback=oc.routing.Cheapest(min_quality=0.5), prompt_chars=800
+    )
     orch = oc.Orchestra(
         models=[*answerers, router], agents=agents, router=policy, on_event=events.append
     )
@@ -212,35 +241,45 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--tasks", type=int, default=len(TASKS), help="plan-validity tasks")
     parser.add_argument("--router-queries", type=int, default=100)
-    parser.add_argument("--skip-router", action="store_true")
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}"
+    )
     args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
+    if not parts <= set(PARTS):
+        parser.error(f"--parts takes {', '.join(PARTS)}")
     absent = missing()
     if absent is not None:
         print(f"skipped: {absent}; run scripts/local-models install")
         return
-    with LocalServers(["smollm2", "gemma3"]) as servers:
-        tasks = TASKS[: args.tasks]
-        print(f"plan validity of SmolLM2-135M as the boss, {len(tasks)} tasks:")
-        for constrained in (False, True):
+    with LocalServers(
+        ["smollm2", "gemma3"] if parts & {"planning", "speed"} else ["smollm2"]
+    ) as servers:
+        tasks = TASKS[: args.tasks] if "planning" in parts else []
+        if tasks:
+            print(f"plan validity of SmolLM2-135M as the boss, {len(tasks)} tasks:")
+        for constrained in (False, True) if tasks else ():
             got = anyio.run(plan_validity, servers, tasks, constrained, backend="asyncio")
             label = "constrained  " if constrained else "unconstrained"
             print(
                 f"  {label} {got['valid']:2}/{len(tasks)} valid ({got['valid'] / len(tasks):.0%}), "
                 f"{got['first']:2} without repair, {got['seconds']:.1f} s per plan"
             )
-        print("speed on this machine (llama.cpp, one CPU thread per server, 64-token answers):")
-        for name in ("smollm2", "gemma3"):
+        if "speed" in parts:
+            print("speed on this machine (llama.cpp, one CPU thread per server, 64-token answers):")
+        for name in ("smollm2", "gemma3") if "speed" in parts else ():
             got = speed(servers[name])
             print(
                 f"  {name:8} first token {got['ttft_s']:.2f} s, {got['decode_tps']:.1f} tokens/s "
                 f"decoding, {got['latency_s']:.2f} s per answer"
             )
-        through, bare = anyio.run(overhead, servers["smollm2"], backend="asyncio")
-        print(
-            f"orchestra vs bare litellm, the same {3 * len(PROMPTS)} calls alternated: "
-            f"{through:.2f} s vs {bare:.2f} s, ratio {through / bare:.3f}"
-        )
-        if not args.skip_router:
+        if "overhead" in parts:
+            through, bare = anyio.run(overhead, servers["smollm2"], backend="asyncio")
+            print(
+                f"orchestra vs bare litellm, {2 * len(PROMPTS)} calls each way, alternated: "
+                f"{through:.2f} s vs {bare:.2f} s, ratio {through / bare:.3f}"
+            )
+        if "router" in parts:
             queries = args.router_queries
             print(f"\n135M router vs the recorded constellation, {queries} dev queries:")
             router_benchmark(servers["smollm2"], queries)
