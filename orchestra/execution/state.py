@@ -84,6 +84,18 @@ class DagState:
             self._ready.add(node)
         self._stale = True
 
+    def reweight(self, node: str, weight: float) -> None:
+        """Change a node's estimated duration (a better estimate was learned): priorities are
+        recomputed before the next pop."""
+        if self.weights[node] != weight:
+            self.weights[node] = weight
+            self._stale = True
+
+    def abandon(self, node: str) -> None:
+        """Take a running node back without an outcome: it is neither done nor failed (a run
+        that stops early lists it as not run)."""
+        self._settle(node)
+
     def _refresh(self) -> None:
         self._priority = critical_path_priorities(self.deps, self.weights)
         self._heap = [(-self._priority[n], n) for n in self._ready]
