@@ -25,11 +25,11 @@ from orchestra.errors import OrchestraError
 from orchestra.events import EventSink, MapExpanded, NodeFinished, NodeStarted
 from orchestra.execution.durations import Durations
 from orchestra.execution.mapping import children, items_of
-from orchestra.execution.priority import NodeTiming, node_timings
 from orchestra.execution.state import DagState
 from orchestra.execution.work import NodeOutcome, NodeWork
 from orchestra.models.budget import Account, Budget, BudgetRefused
 from orchestra.plan import Task, dependencies_first
+from orchestra.priority import NodeTiming, node_timings
 from orchestra.results import NodeResult, Usage
 
 __all__ = ["RunNode", "Schedule", "Scheduler"]

@@ -12,7 +12,7 @@ import heapq
 from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 
-from orchestra.execution.priority import critical_path_priorities
+from orchestra.priority import critical_path_priorities
 
 __all__ = ["DagState"]
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestra.events import EventSink
-from orchestra.execution.priority import NodeTiming
 from orchestra.memory import Notes
 from orchestra.models.budget import Account, Budget
 from orchestra.models.calls import AnswerCache
 from orchestra.plan import Task
+from orchestra.priority import NodeTiming
 from orchestra.results import NodeResult
 
 __all__ = ["NodeOutcome", "NodeWork", "RunScope"]
