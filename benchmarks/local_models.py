@@ -240,6 +240,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the benchmark (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--tasks", type=int, default=len(TASKS), help="plan-validity tasks")
+    parser.add_argument(
+        "--modes", default="unconstrained,constrained", help="plan-validity modes to measure"
+    )
     parser.add_argument("--router-queries", type=int, default=100)
     parser.add_argument(
         "--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}"
@@ -258,7 +261,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         tasks = TASKS[: args.tasks] if "planning" in parts else []
         if tasks:
             print(f"plan validity of SmolLM2-135M as the boss, {len(tasks)} tasks:")
-        for constrained in (False, True) if tasks else ():
+        modes = args.modes.split(",") if tasks else []
+        for constrained in [mode == "constrained" for mode in modes]:
             got = anyio.run(plan_validity, servers, tasks, constrained, backend="asyncio")
             label = "constrained  " if constrained else "unconstrained"
             print(

@@ -39,11 +39,11 @@ class Usage(BaseModel):
     """Tokens times the spec's prices."""
     calls: int = 0
     """Model calls made."""
+    estimated: bool = False
+    """True when some of these figures are orchestra's estimate: a provider reported no usage
+    for some call (see docs/budgets.md)."""
     by_model: dict[str, Usage] = Field(default_factory=dict[str, "Usage"])
     """The same figures per model spec name (their own `by_model` is empty)."""
-    estimated: bool = False
-    """True when some of these tokens are estimates: a provider reported no usage for a call
-    (llama.cpp's streams), so litellm counted them itself."""
 
     @classmethod
     def of(
@@ -55,7 +55,7 @@ class Usage(BaseModel):
         cost_usd: float,
         estimated: bool = False,
     ) -> Usage:
-        """Usage of one call on `model`."""
+        """Usage of one call on `model` (`estimated`: the provider reported no usage)."""
         one = cls(
             input_tokens=input_tokens,
             output_tokens=output_tokens,
@@ -80,8 +80,8 @@ class Usage(BaseModel):
             output_tokens=self.output_tokens + other.output_tokens,
             cost_usd=self.cost_usd + other.cost_usd,
             calls=self.calls + other.calls,
-            by_model=by_model,
             estimated=self.estimated or other.estimated,
+            by_model=by_model,
         )
 
 

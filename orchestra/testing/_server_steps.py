@@ -49,8 +49,9 @@ class Reply:
         chunk_delay: Seconds between SSE chunks when streaming.
         finish_reason: The `finish_reason` sent (`length` for an answer cut by `max_tokens`);
             None sends `tool_calls` for a tool-call answer, else `stop`.
-        report_usage: False leaves `usage` out of the answer, even of a stream that asked for
-            it (llama.cpp's server sends none on streams).
+        usage: The `usage` object sent as it is, instead of the counts above (for broken
+            providers: negative or mistyped counts).
+        no_usage: Send no `usage` at all, as some servers do.
     """
 
     content: str | None = "ok"
@@ -60,7 +61,8 @@ class Reply:
     delay: float = 0.0
     chunk_delay: float = 0.0
     finish_reason: str | None = None
-    report_usage: bool = True
+    usage: Mapping[str, object] | None = None
+    no_usage: bool = False
 
 
 @dataclass(frozen=True)
@@ -312,8 +314,12 @@ def tool_call_entries(
 
 def usage(
     request: RecordedRequest, step: Reply, tool_calls: list[dict[str, object]]
-) -> dict[str, int]:
-    """The `usage` object for answering `request` with `step`."""
+) -> Mapping[str, object] | None:
+    """The `usage` object for answering `request` with `step` (None: send none)."""
+    if step.no_usage:
+        return None
+    if step.usage is not None:
+        return step.usage
     prompt = step.input_tokens
     if prompt is None:
         text = "".join(content_text(message.get("content")) for message in request.messages)
@@ -334,7 +340,11 @@ def usage(
 
 
 def completion(
-    ident: str, created: int, model: str, choices: list[object], usage: Mapping[str, int] | None
+    ident: str,
+    created: int,
+    model: str,
+    choices: list[object],
+    usage: Mapping[str, object] | None,
 ) -> dict[str, object]:
     """A non-streaming `chat.completion` body (without `usage` when it is None)."""
     body: dict[str, object] = {
@@ -372,7 +382,7 @@ def chunk(
     model: str,
     delta: Mapping[str, object] | None,
     finish_reason: str | None = None,
-    usage: Mapping[str, int] | None = None,
+    usage: Mapping[str, object] | None = None,
 ) -> bytes:
     """One SSE event carrying a `chat.completion.chunk`; a None delta makes the usage chunk."""
     body: dict[str, object] = {

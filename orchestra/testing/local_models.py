@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import fcntl
 import json
 import os
@@ -228,6 +229,14 @@ def _install_model(root: Path, model: LocalModel, out: TextIO) -> None:
     shutil.rmtree(staging)
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: be sent SIGTERM when the parent dies (Linux), so a test
+    process killed outright leaves no server behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -334,7 +343,11 @@ def start_server(
     ]
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=detach
+            command,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=detach,
+            preexec_fn=None if detach else _die_with_parent,
         )
     server = LocalServer(model, chosen, process, log)
     deadline = time.monotonic() + _READY_TIMEOUT

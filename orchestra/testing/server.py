@@ -235,7 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(payload).encode(), "application/json")
             return
         choice = message_choice(reply.content, calls, finish_reason(reply, calls))
-        counts = usage(request, reply, calls) if reply.report_usage else None
+        counts = usage(request, reply, calls)
         payload = completion(ident, int(time.time()), request.model, [choice], counts)
         body = json.dumps(payload).encode()
         if isinstance(step, Reply):
@@ -285,11 +285,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._chunk(chunk(ident, created, model, delta))
         self._chunk(chunk(ident, created, model, {}, finish_reason(reply, calls)))
         options = request.body.get("stream_options")
+        counts = usage(request, reply, calls)
         asked = isinstance(options, dict) and cast("dict[str, object]", options).get(
             "include_usage"
         )
-        if asked and reply.report_usage:
-            self._chunk(chunk(ident, created, model, None, usage=usage(request, reply, calls)))
+        if asked and counts is not None:
+            self._chunk(chunk(ident, created, model, None, usage=counts))
         self._commit()
         self._chunk(b"data: [DONE]\n\n", last=True)
 

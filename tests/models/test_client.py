@@ -47,7 +47,6 @@ async def _fail(fake: FakeModel, orch: oc.Orchestra) -> oc.ModelError:
     ("status", "words"),
     [
         (401, "authentication failed"),
-        (429, "rate limited"),
         (500, "server error"),
         (503, "server error"),
         (404, "not found"),
@@ -245,7 +244,7 @@ async def test_stream_without_usage_is_marked_estimated(
     """A stream whose server sent no usage (llama.cpp's) has estimated tokens, and says so;
     one that sent usage carries the server's counts, unmarked."""
     openai_server.script(
-        "m", [Reply("a whole answer", input_tokens=7, output_tokens=3, report_usage=reported)]
+        "m", [Reply("a whole answer", input_tokens=7, output_tokens=3, no_usage=not reported)]
     )
     events: list[oc.Event] = []
     orch = oc.Orchestra(models=[_streaming_spec(openai_server)], on_event=events.append)

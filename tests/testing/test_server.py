@@ -439,7 +439,7 @@ def test_stream_unfinished_without_streaming(server: OpenAICompatibleServer) -> 
 
 def test_reply_finish_reason_and_missing_usage(server: OpenAICompatibleServer) -> None:
     """A Reply can say it was truncated (`length`) and leave its usage out, streamed or not."""
-    cut = Reply("cut short", finish_reason="length", report_usage=False)
+    cut = Reply("cut short", finish_reason="length", no_usage=True)
     server.script("m1", [cut, cut])
     body = post(server).json()
     assert body["choices"][0]["finish_reason"] == "length"
