@@ -93,7 +93,7 @@ async def plan_validity(
     boss = servers["smollm2"].spec(
         name="boss",
         structured_output="json_object" if constrained else "none",
-        litellm_params={"max_tokens": 400},
+        litellm_params={"max_tokens": 800},
     )
     worker = servers["gemma3"].spec(name="worker")
     valid = first = 0

@@ -160,7 +160,7 @@ async def test_structured_output_from_a_135m_model(local_servers: LocalServers) 
 async def test_the_135m_boss_plans_under_constraint(local_servers: LocalServers) -> None:
     """SmolLM2-135M as the boss writes a valid plan (constrained to this Orchestra's agents
     and ids), and the whole run succeeds on real models alone."""
-    boss = local_servers["smollm2"].spec(name="boss", litellm_params={"max_tokens": 400})
+    boss = local_servers["smollm2"].spec(name="boss", litellm_params={"max_tokens": 800})
     worker = local_servers["gemma3"].spec(name="worker", litellm_params=SHORT)
     agents = [
         oc.Agent(name="researcher", description="finds facts", model="worker"),
