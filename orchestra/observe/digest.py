@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from orchestra.events import Event, ModelCalled, NodeRouted
 from orchestra.observe.charts import NO_MODEL, Bar
-from orchestra.observe.tracker import BOSS_TASK, RunTrack
+from orchestra.observe.tracker import BOSS_TASK, ModelTrack, RunTrack
 from orchestra.priority import critical_path_priorities, slack
 from orchestra.results import Attempt, RunResult
 
@@ -87,6 +87,8 @@ class RunDigest:
     critical: list[str] = field(default_factory=list[str])
     critical_seconds: float = 0.0
     stopped: str | None = None
+    admission: dict[str, ModelTrack] = field(default_factory=dict[str, ModelTrack])
+    """Per model: rate-limit pauses, the lowest concurrency they left, time spent waiting."""
 
 
 def display_text(value: Any) -> str:
@@ -219,6 +221,7 @@ def digest(events: Sequence[Event], result: RunResult | None) -> RunDigest:
         by_model=by_model,
         output=None if result is None or result.output is None else display_text(result.output),
         stopped=track.stopped,
+        admission=track.models,
     )
     _mark_critical(run)
     _timeline(run, track, clock)
