@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -25,7 +25,9 @@ from orchestra.events import Event, ModelCalled, NodeRouted
 from orchestra.observe.charts import NO_MODEL, Bar
 from orchestra.observe.tracker import BOSS_TASK, ModelTrack, RunTrack
 from orchestra.priority import critical_path_priorities, slack
-from orchestra.results import Attempt, RunResult
+
+if TYPE_CHECKING:
+    from orchestra.results import Attempt, RunResult
 
 __all__ = ["Decision", "NodeDigest", "Note", "RunDigest", "critical_path", "digest", "display_text"]
 

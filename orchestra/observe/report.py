@@ -20,12 +20,15 @@ from html import escape
 from importlib import resources
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING
 
 from orchestra.events import Event
 from orchestra.observe.charts import NO_MODEL, DagNode, dag_svg, gantt_svg
 from orchestra.observe.digest import RunDigest, digest
 from orchestra.observe.tracker import RETRY_KINDS
-from orchestra.results import RunResult
+
+if TYPE_CHECKING:
+    from orchestra.results import RunResult
 
 __all__ = ["PALETTE", "build_report", "write_report"]
 

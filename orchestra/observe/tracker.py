@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from orchestra.events import PLAN_TASK as BOSS_TASK
 from orchestra.events import (
     BudgetStopped,
     CallTimedOut,
@@ -36,7 +37,6 @@ from orchestra.events import (
     RunFinished,
     RunStarted,
 )
-from orchestra.planning.boss import PLAN_TASK as BOSS_TASK
 
 __all__ = ["BOSS_TASK", "RETRY_KINDS", "ModelTrack", "NodeStatus", "NodeTrack", "RunTrack"]
 
