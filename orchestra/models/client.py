@@ -9,10 +9,10 @@ with neither content nor tool calls, is an error, not an empty answer.
 from __future__ import annotations
 
 import email.utils
-import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, cast
@@ -20,6 +20,7 @@ from typing import Any, cast
 import anyio
 
 from orchestra.errors import ModelError
+from orchestra.models.resilience import within
 from orchestra.models.spec import ModelSpec
 from orchestra.models.tokens import estimate_tokens
 from orchestra.results import Usage
@@ -51,6 +52,28 @@ def load_litellm() -> Any:
         litellm.suppress_debug_info = True
         _litellm = litellm
     return _litellm
+
+
+def _quiet_switch(litellm: Any) -> ContextVar[bool] | None:
+    """litellm's switch that skips its own per-call logging (the async success handler, its
+    logging worker and thread pool, standard logging payloads), when nothing listens to it:
+    orchestra records, prices and traces calls itself. None when something is registered with
+    litellm (callbacks, a cache), or this litellm has no such switch."""
+    listening = (
+        litellm.callbacks
+        or litellm.success_callback
+        or litellm.failure_callback
+        or litellm._async_success_callback
+        or litellm._async_failure_callback
+        or litellm.cache is not None
+    )
+    if listening:
+        return None
+    try:
+        from litellm._internal_context import is_internal_call
+    except ImportError:  # another litellm: it logs as it always did
+        return None
+    return is_internal_call
 
 
 @dataclass(frozen=True)
@@ -265,9 +288,11 @@ class ModelClient:
             kwargs["_skip_mcp_handler"] = True
         started = time.monotonic()
         # litellm's own timeout fires late (about 1.4 s for timeout=1): enforce ours too.
-        limit = math.inf if spec.timeout is None else spec.timeout * 1.5 + 0.1
+        limit = None if spec.timeout is None else spec.timeout * 1.5 + 0.1
+        quiet = _quiet_switch(litellm)
+        hush = quiet.set(True) if quiet is not None else None
         try:
-            with anyio.fail_after(limit):
+            with within(limit):
                 if spec.stream or on_text is not None:
                     response, reported = await self._streamed(spec, kwargs, on_text)
                 else:
@@ -284,6 +309,9 @@ class ModelClient:
             raise
         except Exception as exc:  # every provider failure becomes one typed error
             raise model_error(spec, exc) from exc
+        finally:
+            if quiet is not None and hush is not None:
+                quiet.reset(hush)
         return self._completion(
             spec, response, time.monotonic() - started, messages=messages, reported=reported
         )
