@@ -17,8 +17,6 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from orchestra.agents import Agent
 from orchestra.errors import PlanError
 from orchestra.events import EventSink, ModelCalled, PlanRejected
@@ -73,7 +71,7 @@ class _Streamed:
     def consider(self, item: Mapping[str, Any]) -> None:
         try:
             task = Task.model_validate(item)
-        except ValidationError:
+        except PlanError:
             return  # reported with the whole plan's problems
         if task.id in self.accepted or any(t.id == task.id for t in self.waiting):
             return  # a re-streamed task (after a retry) or a duplicate, reported at the end
