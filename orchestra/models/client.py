@@ -20,6 +20,7 @@ import anyio
 
 from orchestra.errors import ModelError
 from orchestra.models.failures import model_error, scrub
+from orchestra.models.guard import remember
 from orchestra.models.spec import ModelSpec
 from orchestra.results import Usage
 
@@ -46,7 +47,10 @@ def load_litellm() -> Any:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         import litellm
 
+        from orchestra.models import guard
+
         litellm.suppress_debug_info = True
+        guard.install(litellm)
         _litellm = litellm
     return _litellm
 
@@ -154,6 +158,7 @@ class ModelClient:
             ModelError: the call failed, or answered nothing usable.
         """
         litellm = load_litellm()
+        remember(spec)  # its secrets are replaced in the request loggers' records
         kwargs: dict[str, Any] = {
             **spec.litellm_params,
             "model": spec.model,

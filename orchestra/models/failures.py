@@ -31,12 +31,16 @@ from orchestra._base import SECRET_NAME, USERINFO
 from orchestra.errors import ModelError
 from orchestra.models.spec import ModelSpec
 
-__all__ = ["model_error", "public_url", "scrub"]
+__all__ = ["ResponseTooLarge", "model_error", "public_url", "scrub"]
 
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 _MESSAGE_CHARS = 600
 # Shorter values are too likely to occur in ordinary text to be replaced wherever they appear.
 _MIN_SECRET_CHARS = 4
+
+
+class ResponseTooLarge(Exception):
+    """A provider's response body grew past what orchestra reads (`guard.MAX_BODY_BYTES`)."""
 
 
 def _describe(status: int | None) -> str:
@@ -191,6 +195,9 @@ def model_error(spec: ModelSpec, exc: BaseException) -> ModelError:
     litellm = load_litellm()
     links = _chain(exc)
     where = f"model {spec.name!r} ({spec.model})"
+    too_large = next((link for link in links if isinstance(link, ResponseTooLarge)), None)
+    if too_large is not None:
+        return ModelError(f"{where}: {too_large}", model=spec.name)
     unreachable = _unreachable(links)
     if unreachable is not None:
         endpoint = _url(links) or (public_url(spec.api_base) if spec.api_base else "the API")
