@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic_core import from_json
 
-__all__ = ["MAX_JSON_CHARS", "bounded", "load_json"]
+__all__ = ["MAX_JSON_CHARS", "bounded", "load_json", "valid_text"]
 
 MAX_JSON_CHARS = 4_000_000
 """The longest JSON text orchestra parses from a model (about 4 MB): far above any plan, tool
@@ -52,8 +52,25 @@ def bounded(text: str, *, what: str, max_chars: int = MAX_JSON_CHARS) -> str:
         raise ValueError(
             f"{what} is {len(text):,} characters long; orchestra reads at most {max_chars:,}"
         )
+    return valid_text(text)
+
+
+def valid_text(text: str | None) -> str | None:
+    """`text` with every lone surrogate replaced by U+FFFD (None stays None).
+
+    JSON lets a provider send `"\\ud800"`, which decodes to a code point no UTF-8 file,
+    terminal, journal or HTTP request can hold; replacing it where text enters keeps a paid
+    answer usable everywhere, as decoding with `errors="replace"` would have.
+
+    Example:
+        >>> valid_text("ok \\ud800 then") == "ok \\ufffd then"
+        True
+    """
+    if text is None:
+        return None
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        # Through UTF-16: a split pair is joined again, each lone half becomes one U+FFFD.
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     return text

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import anyio
+from pydantic import BaseModel
 
 from orchestra.agents import Agent
 from orchestra.errors import BudgetExceeded, JournalError, NodeFailed
@@ -63,12 +64,29 @@ def _open_cache(cache: Cache | None) -> ResponseCache | None:
     return None if cache is None or cache.path is None else ResponseCache(cache.path, ttl=cache.ttl)
 
 
+def _json(model: BaseModel) -> str:
+    """A model as the journal stores it: JSON text (read back with `json.loads`)."""
+    try:
+        return model.model_dump_json()
+    except ValueError:
+        # Text UTF-8 cannot hold (a lone surrogate, from a tool, an input or a hand-written
+        # prompt) is kept, as a JSON escape: the journal never loses a value to its encoding.
+        return json.dumps(model.model_dump(mode="json"))
+
+
+def _event_json(event: Event) -> str:
+    try:
+        return EVENTS.dump_json(event).decode()
+    except ValueError:  # as in `_json`
+        return json.dumps(EVENTS.dump_python(event, mode="json"))
+
+
 def _result_json(result: NodeResult) -> str:
     try:
-        return result.model_dump_json()
+        return _json(result)
     except ValueError:  # an output pydantic cannot serialise: keep its text
         text = json.loads(json.dumps(result.output, default=str))
-        return result.model_copy(update={"output": text}).model_dump_json()
+        return _json(result.model_copy(update={"output": text}))
 
 
 class RunRecorder:
@@ -99,7 +117,7 @@ class RunRecorder:
         self._attempts: dict[str, int] = dict(stored.attempts) if stored is not None else {}
         self._replay = dict(stored.replay) if stored is not None else {}
         self._results: dict[str, NodeResult] = dict(stored.results) if stored else {}
-        self._last_plan = stored.plan.model_dump_json() if stored and stored.plan else None
+        self._last_plan = _json(stored.plan) if stored and stored.plan else None
         self._tasks: dict[str, Task] = (
             {t.id: t for t in stored.plan.tasks} if stored and stored.plan else {}
         )
@@ -152,12 +170,13 @@ class RunRecorder:
             JournalError: no such run, another live process holds it, or the journal
                 cannot be written.
         """
-        store = _open_cache(cache)
+        conn, lease, stored, cost = take_run(journal, run_id)
         try:
-            conn, lease, stored, cost = take_run(journal, run_id)
+            store = _open_cache(cache)  # only once the run is known: no stray cache file
         except BaseException:
-            if store is not None:
-                store.close()
+            with suppress(sqlite3.Error):
+                lease.release(conn, run_id)
+            conn.close()
             raise
         stored = replace(stored, sessions=stored.sessions + 1)
         recorder = cls(
@@ -216,13 +235,13 @@ class RunRecorder:
     def _run_totals(self, conn: sqlite3.Connection) -> None:
         conn.execute(
             "UPDATE runs SET cost_usd = ?, planning = ?, updated = ? WHERE run_id = ?",
-            (self._cost, self._planning.model_dump_json(), _now(), self.run_id),
+            (self._cost, _json(self._planning), _now(), self.run_id),
         )
 
     def record_plan(self, plan: Plan, *, failed_task: str | None = None) -> None:
         """Record a plan (or, with `failed_task`, a replan merged into the plan so far)."""
         self._tasks.update({t.id: t for t in plan.tasks})
-        encoded = plan.model_dump_json()
+        encoded = _json(plan)
         if self._conn is None or encoded == self._last_plan:
             return  # a resumed run announces its stored plan again
         self._last_plan = encoded
@@ -261,7 +280,7 @@ class RunRecorder:
                         task.id,
                         attempt,
                         key,
-                        task.model_dump_json(),
+                        _json(task),
                         _now(),
                         self._session,
                     ),
@@ -339,7 +358,7 @@ class RunRecorder:
             return
         try:
             if self._conn is not None:
-                self._events.append((self.run_id, event.kind, EVENTS.dump_json(event).decode()))
+                self._events.append((self.run_id, event.kind, _event_json(event)))
             if isinstance(event, ModelCalled) and event.task_id == PLAN_TASK:
                 usage = Usage.of(
                     event.model,
@@ -481,7 +500,7 @@ class RunRecorder:
                         _now(),
                         _now(),
                         self._cost,
-                        self._planning.model_dump_json(),
+                        _json(self._planning),
                         self.run_id,
                     ),
                 )

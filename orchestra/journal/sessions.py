@@ -125,6 +125,8 @@ def take_run(journal: Journal, run_id: str) -> tuple[sqlite3.Connection, Lease, 
         JournalError: no such run, another live process holds it, or the journal cannot
             be written.
     """
+    if not journal.path.exists():
+        raise journal.unknown(run_id)  # and no journal file (or folder) left behind
     with _claiming(journal, run_id, "resume run") as (conn, lease):
         stored = load_run(conn, run_id)
         if stored is None:

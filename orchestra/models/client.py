@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import anyio
 
+from orchestra._untrusted import valid_text
 from orchestra.errors import ModelError
 from orchestra.models.failures import model_error, scrub
 from orchestra.models.guard import remember
@@ -260,11 +261,12 @@ class ModelClient:
             ToolCall(
                 id=str(call.id),
                 name=str(call.function.name),
-                arguments=str(call.function.arguments or ""),
+                arguments=valid_text(str(call.function.arguments or "")) or "",
             )
             for call in raw_calls
         )
-        content = cast(str | None, getattr(message, "content", None))
+        # A lone surrogate (JSON allows "\ud800") would fail every later write of the answer.
+        content = valid_text(cast(str | None, getattr(message, "content", None)))
         if not calls and not content:
             raise ModelError(
                 f"model {spec.name!r} ({spec.model}) answered with empty content",
