@@ -8,7 +8,7 @@ parser, in Rust), so no answer can exhaust the interpreter's stack or hold the e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 from pydantic_core import from_json
 
@@ -55,6 +55,10 @@ def bounded(text: str, *, what: str, max_chars: int = MAX_JSON_CHARS) -> str:
     return valid_text(text)
 
 
+@overload
+def valid_text(text: str) -> str: ...
+@overload
+def valid_text(text: None) -> None: ...
 def valid_text(text: str | None) -> str | None:
     """`text` with every lone surrogate replaced by U+FFFD (None stays None).
 

@@ -261,7 +261,7 @@ class ModelClient:
             ToolCall(
                 id=str(call.id),
                 name=str(call.function.name),
-                arguments=valid_text(str(call.function.arguments or "")) or "",
+                arguments=valid_text(str(call.function.arguments or "")),
             )
             for call in raw_calls
         )
