@@ -29,7 +29,7 @@ from orchestra.models.spec import ModelSpec
 from orchestra.plan import Plan, Task, dependencies_first, placeholders
 from orchestra.planning.parse import parse_plan
 from orchestra.planning.prompt import boss_messages, repair_message
-from orchestra.planning.replan import replan_message, replan_problems
+from orchestra.planning.replan import replan_message, replan_problems, survivors
 from orchestra.planning.stream import PlanStream
 from orchestra.results import NodeResult
 from orchestra.validation import plan_problems
@@ -259,6 +259,7 @@ class Planner:
             replan_message(plan, nodes, failed, error, not_run),
         ]
         finished = [task_id for task_id, result in nodes.items() if result.ok]
+        alive = survivors(plan, nodes)
 
         def check(answer: str) -> tuple[Plan | None, list[PlanError]]:
             try:
@@ -272,6 +273,7 @@ class Planner:
                 agents=[a.name for a in self.agents],
                 models=self.constellation.names,
                 inputs=inputs,
+                surviving=alive,
             )
 
         return await self._converge(messages, run_id, check, first=None)
