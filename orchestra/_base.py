@@ -37,8 +37,12 @@ def _shown(err: ErrorDetails, known: Collection[str]) -> str:
     where = [str(part) for part in err["loc"]]
     if err["type"] == "extra_forbidden":
         # An unknown field may be a misspelt secret: name the field, never its value.
-        close = difflib.get_close_matches(where[-1], known, n=1) if len(where) == 1 else []
-        return f"; did you mean {close[0]!r}?" if close else ""
+        if len(where) != 1:
+            return ""
+        # Compared without case and with `-` as `_`: TOML's `api-key`, an env-style `API_KEY`.
+        fields = {name.lower().replace("-", "_"): name for name in known}
+        close = difflib.get_close_matches(where[0].lower().replace("-", "_"), fields, n=1)
+        return f"; did you mean {fields[close[0]]!r}?" if close else ""
     got: object = err.get("input")
     if isinstance(got, (dict, list, tuple)) or any(SECRET_NAME.search(p) for p in where):
         return ""

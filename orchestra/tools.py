@@ -23,7 +23,7 @@ from typing import Any, cast, get_type_hints
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from orchestra._untrusted import bounded
+from orchestra._untrusted import bounded, valid_text
 from orchestra.errors import ConfigError
 
 __all__ = ["Tool", "tool_from_function"]
@@ -82,14 +82,18 @@ class Tool:
 
 
 def _as_text(result: Any) -> str:
+    """A tool's result as the model reads it (valid text: it goes back in a request)."""
     if isinstance(result, str):
-        return result
+        return valid_text(result)
     if isinstance(result, BaseModel):
-        return result.model_dump_json()
+        try:
+            return result.model_dump_json()
+        except ValueError:  # text UTF-8 cannot hold: JSON escapes carry it
+            return json.dumps(result.model_dump(mode="json"))
     try:
         return json.dumps(result, default=str)
     except (TypeError, ValueError):
-        return str(result)
+        return valid_text(str(result))
 
 
 def tool_from_function(function: ToolFunction) -> Tool:

@@ -179,9 +179,16 @@ def _client_side(links: list[BaseException]) -> BaseException | None:
     # The OpenAI SDK wraps whatever stops a request on its way out as a connection error;
     # a plain Python error under it (no network error, no timeout) means it never left.
     plain = type(root).__module__ == "builtins" and not isinstance(root, OSError)
-    if plain and any("APIConnectionError" in _names(link) for link in links[:-1]):
+    if plain and any(_sdk_connection_error(link) for link in links[:-1]):
         return root
     return None
+
+
+def _sdk_connection_error(link: BaseException) -> bool:
+    # The SDK's own class only: litellm's subclass also wraps failures inside providers.
+    return type(link).__name__ == "APIConnectionError" and type(link).__module__.startswith(
+        "openai"
+    )
 
 
 def model_error(spec: ModelSpec, exc: BaseException) -> ModelError:
