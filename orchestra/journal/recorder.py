@@ -26,7 +26,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import anyio
-from pydantic import BaseModel
 
 from orchestra.agents import Agent
 from orchestra.errors import BudgetExceeded, JournalError, NodeFailed
@@ -64,29 +63,12 @@ def _open_cache(cache: Cache | None) -> ResponseCache | None:
     return None if cache is None or cache.path is None else ResponseCache(cache.path, ttl=cache.ttl)
 
 
-def _json(model: BaseModel) -> str:
-    """A model as the journal stores it: JSON text (read back with `json.loads`)."""
-    try:
-        return model.model_dump_json()
-    except ValueError:
-        # Text UTF-8 cannot hold (a lone surrogate, from a tool, an input or a hand-written
-        # prompt) is kept, as a JSON escape: the journal never loses a value to its encoding.
-        return json.dumps(model.model_dump(mode="json"))
-
-
-def _event_json(event: Event) -> str:
-    try:
-        return EVENTS.dump_json(event).decode()
-    except ValueError:  # as in `_json`
-        return json.dumps(EVENTS.dump_python(event, mode="json"))
-
-
 def _result_json(result: NodeResult) -> str:
     try:
-        return _json(result)
+        return result.model_dump_json()
     except ValueError:  # an output pydantic cannot serialise: keep its text
         text = json.loads(json.dumps(result.output, default=str))
-        return _json(result.model_copy(update={"output": text}))
+        return result.model_copy(update={"output": text}).model_dump_json()
 
 
 class RunRecorder:
@@ -117,7 +99,7 @@ class RunRecorder:
         self._attempts: dict[str, int] = dict(stored.attempts) if stored is not None else {}
         self._replay = dict(stored.replay) if stored is not None else {}
         self._results: dict[str, NodeResult] = dict(stored.results) if stored else {}
-        self._last_plan = _json(stored.plan) if stored and stored.plan else None
+        self._last_plan = stored.plan.model_dump_json() if stored and stored.plan else None
         self._tasks: dict[str, Task] = (
             {t.id: t for t in stored.plan.tasks} if stored and stored.plan else {}
         )
@@ -235,13 +217,13 @@ class RunRecorder:
     def _run_totals(self, conn: sqlite3.Connection) -> None:
         conn.execute(
             "UPDATE runs SET cost_usd = ?, planning = ?, updated = ? WHERE run_id = ?",
-            (self._cost, _json(self._planning), _now(), self.run_id),
+            (self._cost, self._planning.model_dump_json(), _now(), self.run_id),
         )
 
     def record_plan(self, plan: Plan, *, failed_task: str | None = None) -> None:
         """Record a plan (or, with `failed_task`, a replan merged into the plan so far)."""
         self._tasks.update({t.id: t for t in plan.tasks})
-        encoded = _json(plan)
+        encoded = plan.model_dump_json()
         if self._conn is None or encoded == self._last_plan:
             return  # a resumed run announces its stored plan again
         self._last_plan = encoded
@@ -280,7 +262,7 @@ class RunRecorder:
                         task.id,
                         attempt,
                         key,
-                        _json(task),
+                        task.model_dump_json(),
                         _now(),
                         self._session,
                     ),
@@ -358,7 +340,7 @@ class RunRecorder:
             return
         try:
             if self._conn is not None:
-                self._events.append((self.run_id, event.kind, _event_json(event)))
+                self._events.append((self.run_id, event.kind, EVENTS.dump_json(event).decode()))
             if isinstance(event, ModelCalled) and event.task_id == PLAN_TASK:
                 usage = Usage.of(
                     event.model,
@@ -500,7 +482,7 @@ class RunRecorder:
                         _now(),
                         _now(),
                         self._cost,
-                        _json(self._planning),
+                        self._planning.model_dump_json(),
                         self.run_id,
                     ),
                 )

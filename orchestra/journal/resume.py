@@ -87,9 +87,9 @@ def load_run(conn: sqlite3.Connection, run_id: str) -> StoredRun | None:
     plans = conn.execute(
         "SELECT plan, reason, failed_task FROM plans WHERE run_id = ? ORDER BY seq", (run_id,)
     ).fetchall()
-    plan = Plan.model_validate(json.loads(plans[-1][0])) if plans else None
+    plan = Plan.model_validate_json(plans[-1][0]) if plans else None
     replaced = {str(failed) for _, reason, failed in plans if reason == "replan" and failed}
-    boss = Usage.model_validate(json.loads(planning))
+    boss = Usage.model_validate_json(planning)
     spent = boss
     latest: dict[str, NodeResult] = {}
     done: dict[str, tuple[Task | None, NodeResult]] = {}
@@ -103,14 +103,11 @@ def load_run(conn: sqlite3.Connection, run_id: str) -> StoredRun | None:
         attempts[task_id] = max(attempts.get(task_id, 0), int(attempt))
         if result_json is None:
             continue
-        result = NodeResult.model_validate(json.loads(result_json))
+        result = NodeResult.model_validate_json(result_json)
         spent = spent + result.usage
         latest[task_id] = result
         if node_status == "succeeded":
-            done[task_id] = (
-                Task.model_validate(json.loads(task_json)) if task_json else None,
-                result,
-            )
+            done[task_id] = (Task.model_validate_json(task_json) if task_json else None, result)
     seed_tasks: list[Task] = []
     seeded: dict[str, NodeResult] = {}
     if plan is not None:
@@ -130,7 +127,7 @@ def load_run(conn: sqlite3.Connection, run_id: str) -> StoredRun | None:
         status=str(status),
         task=task,
         inputs={name: str(value) for name, value in stored_inputs.items()},
-        budget=Budget.model_validate(json.loads(budget)),
+        budget=Budget.model_validate_json(budget),
         plan=plan,
         planning=boss,
         seed_tasks=tuple(seed_tasks),

@@ -150,8 +150,7 @@ class Journal:
             rows = conn.execute(
                 "SELECT event FROM events WHERE run_id = ? ORDER BY id", (run_id,)
             ).fetchall()
-        # json.loads: text the journal kept as JSON escapes (lone surrogates) reads back.
-        return [EVENTS.validate_python(json.loads(row[0])) for row in rows]
+        return [EVENTS.validate_json(row[0]) for row in rows]
 
     def check(self) -> list[str]:
         """SQLite's integrity check of the file: the problems found ([] when it is sound)."""

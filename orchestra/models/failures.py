@@ -28,6 +28,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from orchestra._base import SECRET_NAME, USERINFO
+from orchestra._untrusted import valid_text
 from orchestra.errors import ModelError
 from orchestra.models.spec import ModelSpec
 
@@ -62,8 +63,9 @@ def _describe(status: int | None) -> str:
 
 
 def _first_lines(text: str, limit: int = _MESSAGE_CHARS) -> str:
-    """The provider's message without the traceback litellm sometimes appends to it."""
-    text = text.split("Traceback (most recent call last)", 1)[0].strip()
+    """The provider's message without the traceback litellm sometimes appends to it, as valid
+    text (a JSON error body may carry lone surrogates)."""
+    text = valid_text(text.split("Traceback (most recent call last)", 1)[0].strip())
     return text if len(text) <= limit else text[:limit] + " [...]"
 
 
