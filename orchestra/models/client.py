@@ -276,6 +276,13 @@ class ModelClient:
         usage = getattr(response, "usage", None)
         input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        if input_tokens < 0 or output_tokens < 0:
+            raise ModelError(
+                f"model {spec.name!r} ({spec.model}) reported negative token usage "
+                f"({input_tokens} in, {output_tokens} out): a broken answer, not a refund",
+                model=spec.name,
+                transient=True,
+            )
         raw: dict[str, Any] = {"role": "assistant", "content": content}
         if calls:
             raw["tool_calls"] = [

@@ -71,6 +71,20 @@ async def test_an_answer_over_the_bound_fails_without_retry(
     """A successful body longer than MAX_BODY_BYTES is not read to its end: the call fails
     with a typed error that is not retried."""
     server.script("m", [Reply("y" * (MAX_BODY_BYTES + 1))])
-    with pytest.raises(oc.ModelError, match="longer than 33,554,432 bytes") as info:
+    with pytest.raises(oc.ModelError, match="longer than 8,388,608 bytes") as info:
         await ModelClient().complete(_spec(server), HELLO)
     assert not info.value.transient
+
+
+async def test_an_answer_litellm_cannot_read_is_refused_in_few_words(
+    server: OpenAICompatibleServer,
+) -> None:
+    """A 1 MB answer whose tool arguments are nested past litellm's parser (litellm would
+    put the whole body in its error, then scan it for seconds) fails with a short message
+    naming the problem, never the body."""
+    arguments = '{"tasks": [' * 90_000
+    server.script("m", [Reply(None, tool_calls=[{"name": "add", "arguments": arguments}])])
+    with pytest.raises(oc.ModelError, match="is not a usable chat completion") as info:
+        await ModelClient().complete(_spec(server), HELLO)
+    assert "litellm cannot read it: RecursionError" in str(info.value)
+    assert len(str(info.value)) < 1000 and info.value.transient
