@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace

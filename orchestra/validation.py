@@ -38,10 +38,10 @@ def run_id_or_new(run_id: str | None) -> str:
     Example:
         >>> run_id_or_new("nightly-2026-11-23")
         'nightly-2026-11-23'
-        >>> run_id_or_new("a\r\nInjected: 1")
+        >>> run_id_or_new("a\\r\\nInjected: 1")
         Traceback (most recent call last):
         ...
-        orchestra.errors.ConfigError: run id 'a\r\nInjected: 1' holds a control character ...
+        orchestra.errors.ConfigError: run id 'a\\r\\nInjected: 1' holds a control character ...
 
     Raises:
         ConfigError: an empty id, one longer than `MAX_RUN_ID_CHARS`, one that is not a
