@@ -14,7 +14,13 @@ import orchestra as oc
 from orchestra.events import BreakerChanged, Event, ModelCalled
 from orchestra.models.client import ModelClient
 from orchestra.testing import FakeModel, FakeRequest, fake_constellation
-from orchestra.testing.server import Error, OpenAICompatibleServer, RecordedRequest, Reply
+from orchestra.testing.server import (
+    Error,
+    Malformed,
+    OpenAICompatibleServer,
+    RecordedRequest,
+    Reply,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -209,3 +215,19 @@ async def test_a_good_call_still_answers(server: OpenAICompatibleServer) -> None
     server.script("m", [Reply("fine")])
     completion = await ModelClient().complete(_spec(server.url), HELLO)
     assert completion.content == "fine"
+
+
+async def test_a_malformed_usage_block_is_told_without_a_traceback(
+    server: OpenAICompatibleServer,
+) -> None:
+    """A usage block of the wrong types fails the call with words, not a Python traceback with
+    site-packages paths."""
+    body = (
+        '{"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": '
+        '[{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": '
+        '"stop"}], "usage": {"prompt_tokens": "lots", "completion_tokens": [1]}}'
+    )
+    server.script("m", [Malformed(body)])
+    with pytest.raises(oc.ModelError) as info:
+        await ModelClient().complete(_spec(server.url), HELLO)
+    assert "Traceback" not in str(info.value) and "site-packages" not in str(info.value)
