@@ -27,10 +27,16 @@ from orchestra.testing import FakeModel, fake_constellation
 from orchestra.testing.server import Malformed, OpenAICompatibleServer, RecordedRequest, Reply
 from orchestra.testing.strategies import hostile_text, json_values
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # Hypothesis warns when it prints a megabyte example; the example is the point here.
+    pytest.mark.filterwarnings("ignore:Generating overly large repr"),
+]
 
-LAG_BOUND = 2.0
-"""Seconds the event loop may go without running the probe (measured: see the report)."""
+LAG_BOUND = 4.0
+"""Seconds the event loop may go without running the probe. The freezes it exists to catch
+lasted 8 to 20 s; the longest step left (litellm decoding an answer at the 8 MiB cap) takes
+about half a second on an idle machine, a few times that on a loaded one."""
 HOSTILE = settings(
     max_examples=25,
     deadline=None,
@@ -137,7 +143,7 @@ def test_hostile_boss_answers(answer: str, journals: Iterator[Path]) -> None:
     finally:
         fake.close()
     assert isinstance(outcome, (oc.OrchestraError, oc.RunResult)), outcome
-    assert lag < LAG_BOUND
+    assert lag < LAG_BOUND, f"the event loop was held {lag:.2f} s"
     assert_nothing_lost(outcome, journal)
 
 
@@ -182,7 +188,7 @@ def test_hostile_provider_bodies_over_http(
     orch = oc.Orchestra(models=[http_spec(server)], agents=[oc.Agent(name="w")], journal=journal)
     outcome, lag = run_probed(lambda: orch.execute(ONE_TASK))
     assert isinstance(outcome, (oc.NodeFailed, oc.RunResult)), outcome
-    assert lag < LAG_BOUND
+    assert lag < LAG_BOUND, f"the event loop was held {lag:.2f} s"
     assert "Traceback (most recent call last)" not in str(outcome)  # words, not a stack dump
     if isinstance(outcome, oc.RunResult):
         node = outcome.nodes["q"]
@@ -224,7 +230,7 @@ def test_hostile_tool_arguments_over_http(
         outcome, lag = run_probed(lambda: orch.execute(ONE_TASK))
     finally:
         server.handler = None
-    assert lag < LAG_BOUND
+    assert lag < LAG_BOUND, f"the event loop was held {lag:.2f} s"
     # litellm itself refuses some answers (arguments nested past its parser): a typed error.
     assert isinstance(outcome, (oc.RunResult, oc.NodeFailed)), outcome
     if isinstance(outcome, oc.RunResult):
