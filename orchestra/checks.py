@@ -156,15 +156,15 @@ def _json_answer(block: str) -> str | None:
     try:
         # strict=False: models often put raw newlines inside JSON strings.
         value: Any = json.loads(_repair_escapes(block), strict=False)
-    except ValueError:
+        if not isinstance(value, dict):
+            return None
+        fields = cast(dict[str, Any], value)
+        if "answer" not in fields:
+            return None
+        found = fields["answer"]
+        return found if isinstance(found, str) else json.dumps(found)
+    except (ValueError, RecursionError):  # a hostile answer nests past the parser's stack
         return None
-    if not isinstance(value, dict):
-        return None
-    fields = cast(dict[str, Any], value)
-    if "answer" not in fields:
-        return None
-    found = fields["answer"]
-    return found if isinstance(found, str) else json.dumps(found)
 
 
 def _field_answer(text: str) -> str | None:
@@ -175,7 +175,7 @@ def _field_answer(text: str) -> str | None:
     if raw.startswith('"'):
         try:
             return str(json.loads(raw, strict=False))
-        except ValueError:
+        except (ValueError, RecursionError):
             # Invalid JSON escapes (LaTeX such as `\(`) are common: keep the text as written.
             return raw[1:-1]
     return raw

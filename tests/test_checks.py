@@ -218,3 +218,12 @@ async def test_verify_failing_verifier_rejects() -> None:
 def test_quantities_lose_their_units_but_algebra_and_strings_do_not(answer: str, key: str) -> None:
     """A number, a space and unit words is the number; `4x`, `12 pi` and `1co` stay as they are."""
     assert normalise_answer(answer) == key
+
+
+def test_a_hostile_answer_states_no_key_without_crashing() -> None:
+    """An answer nested past the JSON parser's stack is read as text, never a RecursionError."""
+    from orchestra.checks import final_answer
+
+    deep = "```json\n" + '{"answer":' * 50_000 + "\n```"
+    stated = final_answer(deep)  # raised RecursionError out of the check
+    assert stated is None or isinstance(stated, str)

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from orchestra.agents import Agent
 from orchestra.checks import Answer, AskModel, CheckContext
 from orchestra.errors import ConfigError, ModelError, OrchestraError
-from orchestra.events import CheckFailed, Escalated, EventSink
+from orchestra.events import CheckFailed, Escalated, EventSink, NodeRouted
 from orchestra.execution.work import NodeOutcome, NodeWork, RunScope
 from orchestra.memory import NOTES, Notes, Summarise, compact, context_budget
 from orchestra.models.breaker import CircuitBreakers
@@ -164,7 +164,7 @@ class _NodeRun:
             return RouteDecision(task.model, "pinned by the task")
         if agent.model is not None:
             return RouteDecision(agent.model, f"pinned by agent {agent.name!r}")
-        candidates = tuple(s for s in self.constellation if agent.tags <= s.tags)
+        candidates = self._candidates(agent)
         if not candidates:
             raise ConfigError(
                 f"no model has all of agent {agent.name!r}'s tags {sorted(agent.tags)}; "
@@ -180,6 +180,10 @@ class _NodeRun:
                     f"not a candidate for agent {agent.name!r}"
                 )
         return decision
+
+    def _candidates(self, agent: Agent) -> tuple[ModelSpec, ...]:
+        """The models the router may place the agent's tasks on (those with its tags)."""
+        return tuple(s for s in self.constellation if agent.tags <= s.tags)
 
     def _request(
         self,
@@ -219,6 +223,16 @@ class _NodeRun:
             router = self._asker(task, agent, attempts, tally, reason="routing: choosing a model")
             decision = await self.route(task, agent, prompt, router)
             model, route = decision.model, decision.reason
+            pinned = task.model is not None or agent.model is not None
+            self.emit(
+                NodeRouted(
+                    run_id=self.run_id,
+                    task_id=task.id,
+                    model=model,
+                    reason=route,
+                    candidates=() if pinned else tuple(s.name for s in self._candidates(agent)),
+                )
+            )
             prompt = await self._fit(task, agent, decision, values, deps, attempts, tally) or prompt
             if decision.also or decision.check is not None:
                 answer, route = await self._staged(task, agent, prompt, decision, attempts, tally)

@@ -163,12 +163,13 @@ class RunRecorder:
             JournalError: no such run, another live process holds it, or the journal
                 cannot be written.
         """
-        store = _open_cache(cache)
+        conn, lease, stored, cost = take_run(journal, run_id)
         try:
-            conn, lease, stored, cost = take_run(journal, run_id)
+            store = _open_cache(cache)  # only once the run is known: no stray cache file
         except BaseException:
-            if store is not None:
-                store.close()
+            with suppress(sqlite3.Error):
+                lease.release(conn, run_id)
+            conn.close()
             raise
         stored = replace(stored, sessions=stored.sessions + 1)
         recorder = cls(
