@@ -82,6 +82,8 @@ class Row:
     """Mean USD per query."""
     calls: float
     """Mean model calls per query."""
+    failed: tuple[str, ...] = ()
+    """Queries whose node failed (scored wrong)."""
 
 
 def load_labels(folder: Path, split: str) -> dict[str, Label]:
@@ -127,20 +129,34 @@ def run_policy(
     policy: oc.RoutingPolicy,
     models: Sequence[str],
 ) -> dict[str, oc.NodeResult]:
-    """Run every query through Orchestra with `policy`; node results by qid."""
+    """Run every query through Orchestra with `policy`; node results by qid, failed ones too.
+
+    A failed node stops its run from dispatching more; the queries it did not reach run again
+    in a new run, until every query has a result.
+    """
     orch = oc.Orchestra(
         models=recorded.constellation(models),
         agents=[oc.Agent(name=task) for task in sorted({q.task for q in queries})],
         router=policy,
     )
-    result = anyio.run(orch.execute, plan_of(queries), backend="asyncio")
-    return {q.qid: result.nodes[f"q{i:05d}"] for i, q in enumerate(queries)}
+    nodes: dict[str, oc.NodeResult] = {}
+    left = list(queries)
+    while left:
+        try:
+            settled = anyio.run(orch.execute, plan_of(left), backend="asyncio").nodes
+        except oc.NodeFailed as failed:
+            settled = failed.result.nodes
+        nodes |= {q.qid: settled[f"q{i:05d}"] for i, q in enumerate(left) if f"q{i:05d}" in settled}
+        left = [q for q in left if q.qid not in nodes]
+    return nodes
 
 
 def score(name: str, nodes: Mapping[str, oc.NodeResult], labels: Mapping[str, Label]) -> Row:
-    """Accuracy by the recorded flag of the model whose answer each node kept."""
+    """Accuracy by the recorded flag of the model whose answer each node kept; a failed node
+    is wrong, and what it spent is counted."""
     right = [
-        n.model is not None and labels[qid].correct.get(n.model, False) for qid, n in nodes.items()
+        n.ok and n.model is not None and labels[qid].correct.get(n.model, False)
+        for qid, n in nodes.items()
     ]
     count = len(nodes)
     return Row(
@@ -148,6 +164,7 @@ def score(name: str, nodes: Mapping[str, oc.NodeResult], labels: Mapping[str, La
         sum(right) / count,
         sum(n.cost_usd for n in nodes.values()) / count,
         sum(n.usage.calls for n in nodes.values()) / count,
+        failed=tuple(sorted(qid for qid, n in nodes.items() if not n.ok)),
     )
 
 
@@ -293,6 +310,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "--fit", action="store_true", help="refit the bundled preset on dev and write it"
     )
     parser.add_argument(
+        "--faults",
+        type=float,
+        default=0.0,
+        help="fail this share of the recorded answers (half empty, half server errors)",
+    )
+    parser.add_argument(
         "--cv-repeats",
         type=int,
         default=10,
@@ -305,6 +328,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     catalogue = json.loads((args.data / "models.json").read_text(encoding="utf-8"))
     models = [m for m in catalogue["models"] if m not in EXCLUDED]
     recorded = RecordedConstellation.load(args.data, args.split, models=models)
+    if args.faults:
+        faulty = recorded.with_faults(args.faults)
+        recorded.close()
+        recorded = faulty
     queries = interleave(recorded.queries, args.limit)
     print(f"{args.split}: {len(queries)} queries x {len(models)} models ({args.data})")
 
@@ -320,6 +347,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     best = oracle(groups)
     strong = rows[0]
     print(table([*rows, best], strong, best))
+    failures = [(row.name, qid) for row in rows for qid in row.failed]
+    print(f"\nfailed queries (scored wrong, their cost counted): {len(failures)}")
+    for name, qid in failures:
+        print(f"  {name}: {qid}: {measured[name][qid].error}")
     recommended = next(r for r in rows if r.name == RECOMMENDED)
     figures: dict[str, Any] = {
         "policy": RECOMMENDED,
@@ -334,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "oracle_cost_per_query_usd": round(best.cost, 8),
         "split": args.split,
         "queries": len(queries),
+        "failed_queries": len(failures),
     }
     if args.split == "dev":
         first = {task: models for task, models in FIRST.items() if task in groups}

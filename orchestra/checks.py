@@ -3,7 +3,9 @@
 Vocabulary:
 
 - An **answer** (`Answer`) is what one model said for a node: its text (None when the call
-  failed), the model, the cost, the cascade stage that asked it.
+  failed), the model, the cost, the cascade stage that asked it. An answer that failed or is
+  flawed (empty, cut off at the output limit, invalid against the output schema) is not `ok`:
+  checks treat it as saying nothing, so in a cascade it is a reason to escalate.
 - A **key** is an answer's *final answer*, normalised, so that two models that reach the same
   result in different words compare equal: `"$17,500"` and `"17500.00"` share the key
   `"17500"`; `'abc'` and `abc` share `abc`. `answer_key` extracts the final answer from a
@@ -59,12 +61,14 @@ class Answer:
     model: str
     """Spec name of the model that answered (after any fallback)."""
     text: str | None
-    """The reply's text; None when the call failed."""
+    """The reply's text; None when the call failed or the reply was empty."""
     cost_usd: float = 0.0
     stage: int = 0
     """The cascade stage that asked for it, from 0."""
     error: str | None = None
-    """Why the call failed, when it did."""
+    """Why the answer cannot be used, when it cannot: the call failed (no text), or the reply
+    is flawed — cut off at the output limit, or not valid against the output schema (its text
+    is kept, a last resort when no model answers usably)."""
     asked: str | None = None
     """The model the route named, when another (a fallback) answered instead."""
     output_tokens: int = 0
@@ -73,8 +77,8 @@ class Answer:
 
     @property
     def ok(self) -> bool:
-        """True when the model answered."""
-        return self.text is not None
+        """True when the model answered usably: text, and no flaw (checks judge only these)."""
+        return self.text is not None and self.error is None
 
 
 @dataclass(frozen=True)
@@ -339,7 +343,7 @@ def shorten(text: str, limit: int = 40) -> str:
 
 
 def _keyed(answers: Sequence[Answer], key: AnswerKey) -> list[str | None]:
-    return [key(a.text) if a.text is not None else None for a in answers]
+    return [key(a.text) if a.ok and a.text is not None else None for a in answers]
 
 
 def latest_answer(answers: Sequence[Answer]) -> Answer | None:
@@ -494,7 +498,7 @@ class Aggregate:
 
     async def judge(self, answers: Sequence[Answer], context: CheckContext) -> Verdict:
         """Accept the aggregator's synthesis of every answer so far."""
-        texts = [a.text for a in answers if a.text is not None]
+        texts = [a.text for a in answers if a.ok and a.text is not None]
         if not texts:
             return Verdict(False, None, "no model answered")
         listed = "\n\n".join(f"### Answer {i}\n{t}" for i, t in enumerate(texts, start=1))

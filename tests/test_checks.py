@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestra.checks import (
+    Aggregate,
     Agree,
     Answer,
     CheckContext,
@@ -152,6 +153,26 @@ async def test_agree_ignores_failed_and_unstated_answers() -> None:
     assert not (await Agree(2).judge(answers, CONTEXT)).accepted
     none_stated = await Agree(1).judge(answers[:2], CONTEXT)
     assert not none_stated.accepted and none_stated.answer is answers[1]
+
+
+async def test_flawed_answers_count_as_no_answer_for_every_check() -> None:
+    """An answer cut off or off-schema (text kept, error set) is not `ok`: no check counts,
+    keeps, verifies or aggregates it."""
+    cut = Answer(model="a", text=json.dumps({"answer": "42"}), error="cut off")
+    fine = said("b", "41")
+    assert not cut.ok and fine.ok
+    assert not (await Agree(2).judge([cut, said("c", "42")], CONTEXT)).accepted
+    assert (await Vote().judge([fine, cut], CONTEXT)).answer is fine
+    assert not (await Vote().judge([cut], CONTEXT)).accepted
+    shown: list[str] = []
+
+    async def ask(model: str, prompt: str) -> str:
+        shown.append(prompt)
+        return "YES"
+
+    assert (await Verify("judge").judge([fine, cut], CheckContext("p", ask))).answer is fine
+    await Aggregate("judge").judge([fine, cut], CheckContext("p", ask))
+    assert all('"42"' not in prompt for prompt in shown) and len(shown) == 2
 
 
 def test_agree_needs_a_positive_bar() -> None:

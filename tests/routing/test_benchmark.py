@@ -9,6 +9,9 @@ from types import ModuleType
 
 import pytest
 
+from orchestra.routing import Cascade, Stage
+from orchestra.testing import RecordedConstellation
+
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "routing" / "zeroeval"
 
@@ -25,12 +28,20 @@ def benchmark() -> ModuleType:
     return module
 
 
+needs_data = pytest.mark.skipif(
+    not DATA.is_dir(), reason="the recorded routing data is not checked out"
+)
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not DATA.is_dir(), reason="the recorded routing data is not checked out")
+@needs_data
 def test_benchmark_runs_every_policy_on_a_slice(capsys: pytest.CaptureFixture[str]) -> None:
-    """40 dev queries through every policy: a table, CV figures and a complete RESULT line."""
-    figures = benchmark().main(["--data", str(DATA), "--limit", "40", "--cv-repeats", "1"])
+    """40 dev queries through every policy, 2% of the recorded answers failing: a table, the
+    failed queries listed, CV figures and a complete RESULT line."""
+    args = ["--data", str(DATA), "--limit", "40", "--cv-repeats", "1", "--faults", "0.02"]
+    figures = benchmark().main(args)
     out = capsys.readouterr().out
+    assert f"failed queries (scored wrong, their cost counted): {figures['failed_queries']}" in out
     assert "learned cascades (preset)" in out and "oracle" in out
     last = out.strip().splitlines()[-1]
     assert last.startswith("RESULT {")
@@ -40,3 +51,26 @@ def test_benchmark_runs_every_policy_on_a_slice(capsys: pytest.CaptureFixture[st
     assert figures["queries"] == 40
     assert 0 < figures["cost_per_query_usd"] < figures["strong_cost_per_query_usd"]
     assert figures["oracle_accuracy"] >= figures["strong_accuracy"]
+
+
+@pytest.mark.slow
+@needs_data
+def test_failing_recorded_answers_escalate_cascades() -> None:
+    """With 2% of the recorded answers empty or failing, every query whose cheap answer failed
+    escalates to the strong model, and no node fails."""
+    bench = benchmark()
+    recorded = RecordedConstellation.load(DATA, "dev", models=[bench.MINI, bench.STRONG])
+    faulty = recorded.with_faults(0.02, seed=1)
+    recorded.close()
+    queries = bench.interleave(faulty.queries, 300)
+    broken = {q.qid for q in queries if not q.answers[bench.MINI].text}
+    cascade = Cascade((Stage((bench.MINI,)), Stage((bench.STRONG,))))
+    nodes = bench.run_policy(faulty, queries, cascade, [bench.MINI, bench.STRONG])
+    faulty.close()
+    assert len(nodes) == len(queries)
+    assert any(nodes[qid].ok for qid in broken)
+    for qid in broken:
+        if nodes[qid].ok:
+            assert nodes[qid].model == bench.STRONG and "failed" in (nodes[qid].route or "")
+    assert all(nodes[q.qid].ok or not q.answers[bench.STRONG].text for q in queries)
+    assert all(nodes[qid].model == bench.MINI for qid in nodes.keys() - broken if nodes[qid].ok)
