@@ -8,10 +8,11 @@ Vocabulary:
   checks treat it as saying nothing, so in a cascade it is a reason to escalate.
 - A **key** is an answer's *final answer*, normalised, so that two models that reach the same
   result in different words compare equal: `"$17,500"` and `"17500.00"` share the key
-  `"17500"`; `'abc'` and `abc` share `abc`. `answer_key` extracts the final answer from a
-  structured reply (a JSON object with an `answer` field, fenced or not), or from an
-  `Answer: ...` line or a `\\boxed{...}`; a reply with none has no key (None) and agrees with
-  nothing.
+  `"17500"`; `'abc'` and `abc` share `abc`; the plain replies `"Paris"` and `"paris."` share
+  `paris`. `answer_key` (the default; `orchestra.answers`) extracts the final answer from a
+  structured reply (a JSON object with an `answer` field, fenced or not, or a `\\boxed{...}`)
+  or an `Answer: ...` line, or takes a short one-line reply as its own answer; a reply with
+  none has no key (None) and agrees with nothing. Every check takes its own `key=`.
 - A **check** (the `Check` protocol, one async method `judge`) looks at every answer a node has
   so far and gives a **verdict**: accepted, with the answer to keep, or rejected, with a best
   guess and the reason. A cascade (`orchestra.routing.Cascade`) asks more models when a check
@@ -25,15 +26,12 @@ the one holding the *latest* answer wins, because cascades ask stronger models l
 
 from __future__ import annotations
 
-import ast
-import json
-import math
 import re
-import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Protocol
 
+from orchestra.answers import answer_key, final_answer, normalise_answer
 from orchestra.errors import OrchestraError
 
 __all__ = [
@@ -112,206 +110,6 @@ class Check(Protocol):
     async def judge(self, answers: Sequence[Answer], context: CheckContext) -> Verdict:
         """Accept one of `answers`, or reject them with a best guess and the reason."""
         ...
-
-
-# -- final answers and their keys ------------------------------------------------------------
-
-_FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n(.*?)```", re.DOTALL)
-# `"answer": "..."` (a JSON string with escapes) or `"answer": 42` (a bare value).
-_ANSWER_FIELD = re.compile(r'"answer"\s*:\s*("(?:[^"\\]|\\.)*"|[^,}\n]+)', re.DOTALL)
-_ANSWER_LINE = re.compile(r"(?im)^[^\n]*?\banswer(?:\s+is)?\s*[:=][ \t]*(.+?)\s*$")
-_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+")
-_UNITS = re.compile(r"\s*(?:dollars?|cents?|units?|%|percent)$", re.IGNORECASE)
-
-
-def _boxed(text: str) -> str | None:
-    """The content of the last `\\boxed{...}`, braces balanced."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, begin = 0, start + len("\\boxed{")
-    for index in range(begin, len(text)):
-        char = text[index]
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            if depth == 0:
-                return text[begin:index]
-            depth -= 1
-    return None
-
-
-# LaTeX in JSON strings is often written with single backslashes: `\frac` would decode as a
-# form feed and "rac", `\sqrt` not at all. Escaped pairs (`\\`) are kept; a backslash is
-# doubled when the escape is invalid JSON, or is a control character no answer means (`\f`,
-# `\b`), or starts a common LaTeX command (`\neq`, `\times`, `\right`...).
-_LONE_BACKSLASH = re.compile(
-    r"\\\\|\\(?=[^\"\\/bfnrtu]|[fb][A-Za-z]|u(?![0-9A-Fa-f]{4})"
-    r"|n(?:eq|e\b|abla|ot|u\b|i\b)|t(?:imes|heta|ext|an|au|o\b|op|frac)"
-    r"|r(?:ight|ho|angle|ceil|floor))"
-)
-
-
-def _repair_escapes(block: str) -> str:
-    return _LONE_BACKSLASH.sub(lambda m: m.group(0) if len(m.group(0)) == 2 else "\\\\", block)
-
-
-def _json_answer(block: str) -> str | None:
-    try:
-        # strict=False: models often put raw newlines inside JSON strings.
-        value: Any = json.loads(_repair_escapes(block), strict=False)
-    except ValueError:
-        return None
-    if not isinstance(value, dict):
-        return None
-    fields = cast(dict[str, Any], value)
-    if "answer" not in fields:
-        return None
-    found = fields["answer"]
-    return found if isinstance(found, str) else json.dumps(found)
-
-
-def _field_answer(text: str) -> str | None:
-    matches = _ANSWER_FIELD.findall(text)
-    if not matches:
-        return None
-    raw = str(matches[-1]).strip()
-    if raw.startswith('"'):
-        try:
-            return str(json.loads(raw, strict=False))
-        except ValueError:
-            # Invalid JSON escapes (LaTeX such as `\(`) are common: keep the text as written.
-            return raw[1:-1]
-    return raw
-
-
-def final_answer(text: str) -> str | None:
-    """The final answer stated in a reply, or None when it states none.
-
-    Looks, in order, for a JSON object with an `answer` field (in a fenced block, or the whole
-    reply), an `"answer": ...` field in broken JSON, a `\\boxed{...}`, and an `Answer: ...`
-    line.
-
-    Example:
-        >>> final_answer('```json\\n{"reasoning": "3 * 60 * 3", "answer": "540"}\\n```')
-        '540'
-        >>> final_answer("So the result is \\\\boxed{\\\\frac{1}{2}}.")
-        '\\\\frac{1}{2}'
-        >>> final_answer("I am not sure.") is None
-        True
-    """
-    for block in reversed(_FENCE.findall(text)):
-        found = _json_answer(block)
-        if found is not None:
-            return found
-    stripped = text.strip()
-    if stripped.startswith("{"):
-        found = _json_answer(stripped)
-        if found is not None:
-            return found
-    for find in (_field_answer, _boxed):
-        found = find(text)
-        if found is not None:
-            return found
-    lines = _ANSWER_LINE.findall(text)
-    return str(lines[-1]) if lines else None
-
-
-# A number, a space, then unit words ("540 meters", "10 miles per hour"): each word at
-# least two letters, so algebra ("4x", "3 x") is not mistaken for a quantity.
-_QUANTITY = re.compile(r"([-+]?[\d,.]*\d)\s+(?:(?!pi\b)[A-Za-z]{2,}\.?(?:\s+|$))+")
-
-
-def _number(text: str) -> str | None:
-    core = _UNITS.sub("", text.strip().lstrip("$€£").strip())
-    quantity = _QUANTITY.fullmatch(core + " ")
-    if quantity is not None and not _NUMBER.fullmatch(core):
-        core = quantity.group(1).strip()
-    if not _NUMBER.fullmatch(core):
-        return None
-    value = float(core.replace(",", ""))
-    if math.isfinite(value) and value.is_integer():
-        return str(int(value))
-    return repr(value)
-
-
-def _literal(text: str) -> str | None:
-    if not text or text[0] not in "'\"[({-+.0123456789TFN":
-        return None  # not a Python literal: skip the parser (and its warnings)
-    with warnings.catch_warnings():
-        # literal_eval warns (SyntaxWarning) on odd escapes; a failed parse is the answer here.
-        warnings.simplefilter("ignore")
-        try:
-            value: Any = ast.literal_eval(text)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            return None
-    if isinstance(value, str):
-        return value  # spacing inside a string literal is part of the answer
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return str(int(value))
-    return _spaces(repr(value))
-
-
-def _spaces(text: str) -> str:
-    # Spacing carries no meaning next to symbols ("x + 1" is "x+1"), but does between words.
-    text = re.sub(r"\s+", " ", text.strip())
-    return re.sub(r"\s*([^\w\s])\s*", r"\1", text)
-
-
-_LATEX = (
-    ("\\dfrac", "\\frac"),
-    ("\\tfrac", "\\frac"),
-    ("\\left", ""),
-    ("\\right", ""),
-    ("\\!", ""),
-    ("\\,", ""),
-    ("\\;", ""),
-    ("^\\circ", ""),
-    ("^{\\circ}", ""),
-)
-
-
-def normalise_answer(answer: str) -> str:
-    """A canonical form of a final answer, for comparing answers (not for display).
-
-    Numbers lose currency signs, thousands separators, trailing zeros and units
-    (`"$17,500.00"` → `"17500"`, `"540 meters"` → `"540"`); Python literals are parsed and
-    strings unquoted (`"'abc'"` → `"abc"`); math loses `$...$`, `\\boxed{}`, `\\text{}` and
-    `\\left`/`\\right`; spacing next to symbols is dropped. Case is kept: `'CW'` and `'cw'`
-    are different outputs.
-
-    Example:
-        >>> normalise_answer("$17,500.00"), normalise_answer("'abc'"), normalise_answer("$x + 1$")
-        ('17500', 'abc', 'x+1')
-    """
-    text = answer.strip()
-    if len(text) > 1 and text.startswith("$") and text.endswith("$") and text.count("$") == 2:
-        text = text[1:-1].strip()
-    boxed = _boxed(text)
-    if boxed is not None and text.startswith("\\boxed{") and text.endswith("}"):
-        text = boxed.strip()
-    number = _number(text)
-    if number is not None:
-        return number
-    literal = _literal(text)
-    if literal is not None:
-        return literal
-    for old, new in _LATEX:
-        text = text.replace(old, new)
-    text = re.sub(r"\\(?:text|mathrm|textbf)\{([^{}]*)\}", r"\1", text)
-    text = _spaces(text)
-    return _number(text) or text  # `10\text{ cm}` is the quantity `10 cm`
-
-
-def answer_key(text: str) -> str | None:
-    """The key answers are compared by: the normalised final answer (None: none stated).
-
-    Example:
-        >>> answer_key('{"answer": "$12.00"}') == answer_key('The answer is: 12')
-        True
-    """
-    found = final_answer(text)
-    return None if found is None else normalise_answer(found)
 
 
 def plurality(keys: Sequence[str | None]) -> tuple[int, int] | None:
