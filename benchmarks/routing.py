@@ -39,8 +39,8 @@ os.environ.setdefault("ORCHESTRA_JOURNAL", "off")  # measure routing, not journa
 
 import orchestra as oc
 from orchestra.checks import Agree, Vote, answer_key
-from orchestra.routing import Cascade, Stage
-from orchestra.routing.fit import Outcome, Query, cross_validate, fit_cascades
+from orchestra.routing import Cascade, Stage, cross_validate
+from orchestra.routing.fit import Outcome, Query, fit_cascades
 from orchestra.testing import RecordedConstellation, RecordedQuery
 
 ROOT = Path(__file__).resolve().parent.parent
