@@ -84,6 +84,21 @@ def _json_answer(block: str) -> str | None:
     return found if isinstance(found, str) else json.dumps(found)
 
 
+def _json_object(text: str) -> dict[str, Any] | None:
+    """The reply's JSON object: the whole reply, or its last fenced block that is one."""
+    stripped = text.strip()
+    for block in (stripped, *reversed(_FENCE.findall(text))):
+        if not block.strip().startswith("{"):
+            continue
+        try:
+            value: Any = json.loads(block)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return cast(dict[str, Any], value)
+    return None
+
+
 def _field_answer(text: str) -> str | None:
     matches = _ANSWER_FIELD.findall(text)
     if not matches:
@@ -293,9 +308,11 @@ def answer_key(text: str) -> str | None:
     """The key answers are compared by: the normalised final answer (None: none stated).
 
     A structured answer (a JSON `answer` field, a boxed value) is compared as written, up to
-    number formats and spacing; an answer in plain words — an `Answer: ...` line, or a short
-    one-line reply stating no final answer, which is its own answer — is compared as words
-    (`normalise_answer(..., words=True)`): case and punctuation do not matter.
+    number formats and spacing; a JSON object with no `answer` field (an output type's
+    instance) is its own answer, compared as data (key order and spacing do not matter); an
+    answer in plain words — an `Answer: ...` line, or a short one-line reply stating no final
+    answer, which is its own answer — is compared as words (`normalise_answer(...,
+    words=True)`): case and punctuation do not matter.
 
     Example:
         >>> answer_key('{"answer": "$12.00"}') == answer_key('The answer is: 12')
@@ -304,6 +321,10 @@ def answer_key(text: str) -> str | None:
         True
     """
     stated = _stated(text)
+    data = None if stated is not None else _json_object(text)
+    if data is not None:
+        # Structured output (an output type's object) is its own answer, compared as data.
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     if stated is None:
         reply = text.strip()
         if not reply or "\n" in reply or len(reply) > _SHORT_REPLY:

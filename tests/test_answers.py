@@ -129,6 +129,14 @@ def test_structured_answers_keep_their_case_and_long_prose_has_no_key() -> None:
     assert answer_key("   ") is None
 
 
+def test_a_json_object_with_no_answer_field_is_compared_as_data() -> None:
+    """An output type's object is its own answer: key order and spacing do not matter."""
+    one = answer_key('{"city": "Paris", "population": 2100000}')
+    assert one == answer_key('```json\n{ "population": 2100000,\n  "city": "Paris" }\n```')
+    assert one != answer_key('{"city": "Paris", "population": 2100001}')
+    assert answer_key('{"reasoning": "r", "answer": "7"}') == "7"
+
+
 ONES = [
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
     "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",

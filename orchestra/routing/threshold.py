@@ -7,9 +7,10 @@ weak one does not — and the router sends the prompt to the strong model when t
 is at least `threshold`. Fitting learns the classifier on recorded outcomes (stochastic
 gradient descent with an L2 penalty, pure Python) and sets the threshold from a cost budget:
 the strong model takes the prompts with the highest probabilities, as many as the budget pays
-for. The probabilities the threshold is read from are out-of-fold (each half of the data
-scored by a classifier fitted on the other half), so the share sent to the strong model holds
-on new prompts instead of shrinking to the few the classifier has memorised.
+for. Two classifiers are fitted, each on half of the data, and the threshold is read from the
+probabilities each gives the other half; the router averages the two. Read from a classifier
+scoring the data it was fitted on, the threshold would sit among memorised, overconfident
+probabilities, and the share of new prompts sent to the strong model would drift off budget.
 """
 
 from __future__ import annotations
@@ -50,13 +51,15 @@ class ThresholdRouter:
     weak: str
     strong: str
     features: TfIdf
-    classifier: Classifier
+    classifiers: tuple[Classifier, ...]
+    """Averaged: each fitted on a part of the data."""
     threshold: float
     """Least probability that the strong model is needed for it to be asked."""
 
     def needed(self, prompt: str) -> float:
         """The probability that `prompt` needs the strong model."""
-        return self.classifier.probability(self.features.vector(prompt))
+        vector = self.features.vector(prompt)
+        return sum(c.probability(vector) for c in self.classifiers) / len(self.classifiers)
 
     def choose(self, request: RouteRequest) -> RouteDecision:
         """The strong model at or above the threshold, else the weak one (the other one when
@@ -103,7 +106,7 @@ def fit_threshold_router(
         max_cost_ratio: the mean cost allowed, as a fraction of the strong model's.
         c: inverse strength of the L2 penalty (larger: a closer fit).
         epochs: passes of stochastic gradient descent over the data.
-        seed: seeds the order of the passes and the halves for the threshold.
+        seed: seeds the halves and the order of the passes.
 
     Raises:
         ConfigError: no prompts, lengths differ, or a model has no outcome for some query.
@@ -123,9 +126,11 @@ def fit_threshold_router(
     rng.shuffle(order)
     halves = (order[::2], order[1::2])
     held: dict[int, float] = {}
+    classifiers: list[Classifier] = []
     for fit_on, score in (halves, halves[::-1]):
         part = _sgd([vectors[i] for i in fit_on], [labels[i] for i in fit_on], c, epochs, rng)
         held |= {i: part.probability(vectors[i]) for i in score}
+        classifiers.append(part)
     budget = max_cost_ratio * sum(q[strong].cost_usd for q in queries)
     spent = sum(q[weak].cost_usd for q in queries)
     threshold = math.inf
@@ -135,8 +140,7 @@ def fit_threshold_router(
             break
         spent += extra
         threshold = held[index]
-    classifier = _sgd(vectors, labels, c, epochs, rng)
-    return ThresholdRouter(weak, strong, features, classifier, threshold)
+    return ThresholdRouter(weak, strong, features, tuple(classifiers), threshold)
 
 
 def _sgd(

@@ -35,22 +35,33 @@ needs_data = pytest.mark.skipif(
 
 @pytest.mark.slow
 @needs_data
-def test_benchmark_runs_every_policy_on_a_slice(capsys: pytest.CaptureFixture[str]) -> None:
-    """40 dev queries through every policy, 2% of the recorded answers failing: a table, the
-    failed queries listed, CV figures and a complete RESULT line."""
-    args = ["--data", str(DATA), "--limit", "40", "--cv-repeats", "1", "--faults", "0.02"]
+def test_benchmark_runs_every_policy_on_a_slice(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """30 dev queries through every policy and baseline, 2% of the recorded answers failing:
+    the table with the literature's columns, the failed queries listed, the cross-validated
+    candidates, the Pareto SVG and a complete RESULT line."""
+    svg = tmp_path / "pareto.svg"
+    args = ["--data", str(DATA), "--limit", "30", "--cv-repeats", "1", "--faults", "0.02",
+            "--svg", str(svg)]  # fmt: skip
     figures = benchmark().main(args)
     out = capsys.readouterr().out
     assert f"failed queries (scored wrong, their cost counted): {figures['failed_queries']}" in out
-    assert "learned cascades (preset)" in out and "oracle" in out
+    for name in ("learned cascades (preset)", "oracle", "ABC", "cluster router", "threshold",
+                 "PGR", "small: calls", "recommended by cross-validation", "APGR"):  # fmt: skip
+        assert name in out
     last = out.strip().splitlines()[-1]
     assert last.startswith("RESULT {")
     required = {"policy", "accuracy", "cost_per_query_usd", "strong_model", "strong_accuracy",
-                "strong_cost_per_query_usd", "cv_accuracy", "cv_live_accuracy"}  # fmt: skip
+                "strong_cost_per_query_usd", "cv_accuracy", "cv_gap_p10", "cv_cost_ratio",
+                "cv_live_accuracy", "pgr", "small_share_calls"}  # fmt: skip
     assert required <= figures.keys()
-    assert figures["queries"] == 40
+    assert figures["queries"] == 30
     assert 0 < figures["cost_per_query_usd"] < figures["strong_cost_per_query_usd"]
     assert figures["oracle_accuracy"] >= figures["strong_accuracy"]
+    assert (
+        svg.read_text(encoding="utf-8").startswith("<svg") and "Pareto frontier" in svg.read_text()
+    )
 
 
 @pytest.mark.slow
