@@ -27,7 +27,7 @@ import re
 import warnings
 from typing import Any, cast
 
-__all__ = ["answer_key", "final_answer", "normalise_answer"]
+__all__ = ["answer_key", "final_answer", "json_object", "normalise_answer"]
 
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n(.*?)```", re.DOTALL)
 # `"answer": "..."` (a JSON string with escapes) or `"answer": 42` (a bare value).
@@ -84,8 +84,14 @@ def _json_answer(block: str) -> str | None:
     return found if isinstance(found, str) else json.dumps(found)
 
 
-def _json_object(text: str) -> dict[str, Any] | None:
-    """The reply's JSON object: the whole reply, or its last fenced block that is one."""
+def json_object(text: str) -> dict[str, Any] | None:
+    """The reply's JSON object: the whole reply, or its last fenced block that is one (None:
+    neither is).
+
+    Example:
+        >>> json_object('Here:\\n```json\\n{"total": 12}\\n```')
+        {'total': 12}
+    """
     stripped = text.strip()
     for block in (stripped, *reversed(_FENCE.findall(text))):
         if not block.strip().startswith("{"):
@@ -321,7 +327,7 @@ def answer_key(text: str) -> str | None:
         True
     """
     stated = _stated(text)
-    data = None if stated is not None else _json_object(text)
+    data = None if stated is not None else json_object(text)
     if data is not None:
         # Structured output (an output type's object) is its own answer, compared as data.
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -19,8 +19,9 @@ Vocabulary:
   rejects; at the last stage the best guess is kept.
 
 Checks here: `Agree` (at least N answers share a key), `Vote` (plurality, always accepts),
-`Verify` (another model judges the answer) and `Aggregate` (mixture-of-agents: another model
-reads every answer and writes the final one). The rule shared by all of them: among tied groups
+`Schema` (only answers valid against a pydantic type count), `Verify` (another model judges
+the answer) and `Aggregate` (mixture-of-agents: another model reads every answer and writes
+the final one). The rule shared by all of them: among tied groups
 the one holding the *latest* answer wins, because cascades ask stronger models later.
 """
 
@@ -28,10 +29,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
-from orchestra.answers import answer_key, final_answer, normalise_answer
+from pydantic import BaseModel, ValidationError
+
+from orchestra.answers import answer_key, final_answer, json_object, normalise_answer
 from orchestra.errors import OrchestraError
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "AskModel",
     "Check",
     "CheckContext",
+    "Schema",
     "Verdict",
     "Verify",
     "Vote",
@@ -214,6 +218,84 @@ class Vote:
     async def judge(self, answers: Sequence[Answer], context: CheckContext) -> Verdict:
         """Accept the plurality answer."""
         return self.decide(answers)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Only answers holding a valid `output_type` object count: the others are flawed.
+
+    An answer whose reply holds no JSON object valid against `output_type` (the whole reply,
+    or a fenced block) is set aside like a failed call, its problem in the reason; `then`
+    judges the rest (None: accept the latest valid answer). With no valid answer the check
+    rejects, so a cascade escalates; at the last stage the node keeps the latest flawed answer
+    and its route says so. Put it on every stage whose answers must be valid.
+
+    Example:
+        >>> from pydantic import BaseModel
+        >>> class Total(BaseModel):
+        ...     total: float
+        >>> Schema(Total).decide([Answer("fast", '{"total": 12.5}')]).accepted
+        True
+        >>> print(Schema(Total).decide([Answer("fast", '{"total": "a lot"}')]).reason)
+        no answer is a valid Total (fast: total: Input should be a valid number...)
+    """
+
+    output_type: type[BaseModel]
+    then: Check | None = None
+    """Judges the valid answers (None: the latest valid one is accepted)."""
+
+    def screen(self, answers: Sequence[Answer]) -> list[Answer]:
+        """The answers, those not valid against `output_type` marked flawed."""
+        return [self._screened(a) if a.ok else a for a in answers]
+
+    def _screened(self, answer: Answer) -> Answer:
+        name = self.output_type.__name__
+        data = json_object(answer.text or "")
+        if data is None:
+            return replace(answer, error=f"not a valid {name}: it holds no JSON object")
+        try:
+            self.output_type.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(object)'}: {e['msg']}"
+                for e in exc.errors(include_url=False)
+            )
+            return replace(answer, error=f"not a valid {name}: {problems}")
+        return answer
+
+    def decide(self, answers: Sequence[Answer]) -> Verdict:
+        """The verdict when `then` is None (no model call)."""
+        screened = self.screen(answers)
+        latest = latest_answer(screened)
+        if latest is not None:
+            return Verdict(True, latest, f"{latest.model}'s answer is a valid {self.name}")
+        return Verdict(False, self._flawed(screened), self._none_valid(screened))
+
+    async def judge(self, answers: Sequence[Answer], context: CheckContext) -> Verdict:
+        """Set invalid answers aside, then accept the latest valid one (or ask `then`)."""
+        if self.then is None:
+            return self.decide(answers)
+        screened = self.screen(answers)
+        if latest_answer(screened) is None:
+            return Verdict(False, self._flawed(screened), self._none_valid(screened))
+        return await self.then.judge(screened, context)
+
+    @property
+    def name(self) -> str:
+        """The output type's name."""
+        return self.output_type.__name__
+
+    def _none_valid(self, screened: Sequence[Answer]) -> str:
+        problems = "; ".join(
+            f"{a.model}: {shorten(a.error.removeprefix(f'not a valid {self.name}: '), 80)}"
+            for a in screened
+            if a.error
+        )
+        return f"no answer is a valid {self.name} ({problems or 'no model answered'})"
+
+    @staticmethod
+    def _flawed(screened: Sequence[Answer]) -> Answer | None:
+        return next((a for a in reversed(screened) if a.text), None)
 
 
 _VERIFY_PROMPT = """You check another model's answer.

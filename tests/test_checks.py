@@ -7,12 +7,14 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from orchestra.checks import (
     Aggregate,
     Agree,
     Answer,
     CheckContext,
+    Schema,
     Verify,
     Vote,
     plurality,
@@ -100,6 +102,30 @@ async def test_flawed_answers_count_as_no_answer_for_every_check() -> None:
     assert (await Verify("judge").judge([fine, cut], CheckContext("p", ask))).answer is fine
     await Aggregate("judge").judge([fine, cut], CheckContext("p", ask))
     assert all('"42"' not in prompt for prompt in shown) and len(shown) == 2
+
+
+class Point(BaseModel):
+    """An output type for the Schema tests."""
+
+    x: int
+    y: int
+
+
+async def test_schema_sets_invalid_answers_aside_before_its_inner_check() -> None:
+    """Only valid Points count: Agree(2) over one valid and one invalid answer rejects, over
+    two valid ones accepts; failed calls stay failed."""
+    good = Answer(model="a", text='{"x": 1, "y": 2}')
+    bad = Answer(model="b", text='```json\n{"x": 1}\n```')
+    failed = Answer(model="c", text=None, error="500")
+    check = Schema(Point, then=Agree(2))
+    rejected = await check.judge([good, bad, failed], CONTEXT)
+    assert not rejected.accepted and "fewer than 2 answers agree" in rejected.reason
+    again = Answer(model="d", text='```json\n{"y": 2, "x": 1}\n```')
+    assert (await check.judge([good, bad, again], CONTEXT)).accepted
+    screened = Schema(Point).screen([good, bad, failed])
+    assert screened[0] is good and screened[2] is failed
+    assert screened[1].error == "not a valid Point: y: Field required"
+    assert not (await check.judge([bad, failed], CONTEXT)).accepted
 
 
 def test_agree_needs_a_positive_bar() -> None:

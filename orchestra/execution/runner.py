@@ -316,8 +316,8 @@ class NodeRunner:
         if best is None:
             # No usable answer: a flawed one (cut off, off-schema) beats losing the node.
             best = next((a for a in reversed(answers) if a.text), None)
-            if best is not None:
-                notes.append(f"no usable answer; kept {best.model}'s ({best.error})")
+        if best is not None and not best.ok:
+            notes.append(f"no usable answer; kept {best.model}'s ({best.error})")
         if best is None or best.text is None:
             errors = "; ".join(f"{a.model}: {a.error}" for a in answers if a.error)
             raise ModelError(

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 import orchestra as oc
-from orchestra.checks import Agree, Answer, Verify, Vote
+from orchestra.checks import Agree, Answer, Schema, Verify, Vote
 from orchestra.events import CheckFailed, Escalated
 from orchestra.routing import Cascade, Stage
 from orchestra.testing import FakeFailure, FakeModel, FakeReply, FakeRequest, fake_constellation
@@ -267,6 +268,37 @@ async def test_a_failing_last_stage_keeps_the_earlier_best_guess() -> None:
     node = (await orch.execute(PLAN)).nodes["q"]
     assert node.ok and node.model == "b"
     assert "strong failed: " in (node.route or "")
+    fake.close()
+
+
+class Invoice(BaseModel):
+    """An output type for the schema tests."""
+
+    total: float
+    currency: str
+
+
+async def test_answers_failing_the_output_schema_escalate() -> None:
+    """A stage whose answer is not a valid Invoice escalates; a valid one is kept; when none is
+    valid, the latest is kept and the route says why."""
+    valid = '{"total": 12.5, "currency": "EUR"}'
+    fake = replies({"a": "unused", "b": "unused", "strong": "unused"})
+    texts = {"a": '{"total": "n/a", "currency": "EUR"}', "strong": valid}
+    fake.handler = lambda request: FakeReply(texts[request.model])
+    cascade = Cascade((Stage(("a",), Schema(Invoice)), Stage(("strong",), Schema(Invoice))))
+    orch, events = orchestra(fake, cascade)
+    node = (await orch.execute(PLAN)).nodes["q"]
+    assert node.model == "strong" and node.output == valid
+    assert "no answer is a valid Invoice (a: total: Input should be a valid number" in (
+        node.route or ""
+    )
+    assert [e.stage for e in events if isinstance(e, CheckFailed)] == [0]
+    texts["strong"] = "I would rather not."
+    node = (await orch.execute(PLAN)).nodes["q"]
+    assert node.model == "strong" and node.output == "I would rather not."
+    assert (node.route or "").endswith(
+        "no usable answer; kept strong's (not a valid Invoice: it holds no JSON object)"
+    )
     fake.close()
 
 
