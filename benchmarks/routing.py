@@ -94,7 +94,7 @@ BUDGETS = (0.20, 0.21, 0.215, 0.22)
 FIT_SETTINGS: dict[str, Any] = {"pool": 4, "cheap_ratio": 0.08, "c": 0.3}
 ABC = Cascade((Stage((FLASH, DS, MINI), Agree(3)), Stage((STRONG,), Vote())))
 SWEEP = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.6, 1.0)  # budgets of the Pareto curves
-ABC_NAME = "ABC: flash, deepseek, mini all agree -> gpt-4o"
+ABC_NAME = "ABC: flash+deepseek+mini unanimous -> gpt-4o"
 CLUSTER_NAME = "cluster router (TF-IDF, 8 clusters)"
 THRESHOLD_NAME = "threshold router (mini | gpt-4o at 22%)"
 FITTED = (CLUSTER_NAME, THRESHOLD_NAME, RECOMMENDED)  # fitted on dev
@@ -314,7 +314,7 @@ def recommend(held: Mapping[str, HeldOut], candidates: Sequence[str]) -> str:
 
 def candidate_name(first: str, budget: float) -> str:
     """How a learned candidate is named in the tables."""
-    return f"learned cascades ({first}), fitted at {budget:.0%}"
+    return f"learned cascades ({first}), fitted at {budget:.1%}"
 
 
 def cross_validation(
@@ -384,7 +384,7 @@ def write_preset(
         },
     )
     print(
-        f"wrote {PRESET.relative_to(ROOT)}: {first} at {budget:.0%}; dev accuracy "
+        f"wrote {PRESET.relative_to(ROOT)}: {first} at {budget:.1%}; dev accuracy "
         f"{fitted.accuracy:.1%} at {fitted.cost_usd / fitted.strong_cost_usd:.1%} of {STRONG}'s"
     )
 
