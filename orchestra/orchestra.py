@@ -24,6 +24,7 @@ from orchestra.errors import (
     OrchestraError,
 )
 from orchestra.events import (
+    PLAN_TASK,
     BudgetStopped,
     Event,
     EventSink,
@@ -50,11 +51,11 @@ from orchestra.models.resilience import Resilience
 from orchestra.models.spec import ModelSpec
 from orchestra.observe.stream import EventStream
 from orchestra.plan import Plan
-from orchestra.planning.boss import PLAN_TASK, Planner
+from orchestra.planning.boss import Planner
 from orchestra.results import RunResult, Usage
 from orchestra.routing.base import RoutingPolicy
 from orchestra.routing.policies import Cheapest
-from orchestra.validation import validate_plan
+from orchestra.validation import run_id_or_new, validate_plan
 
 __all__ = ["DEFAULT_AGENT", "Orchestra"]
 
@@ -298,7 +299,7 @@ class Orchestra:
         Raises:
             PlanError, ModelError, NodeFailed, BudgetExceeded: see `execute` and `plan`.
         """
-        run_id = run_id or uuid.uuid4().hex[:12]
+        run_id = run_id_or_new(run_id)
         planned = Planned(task, self._planner())
         context = self._context(run_id, budget, _now(), inputs or {}, planned)
         return await self._recorded(context, self._planned_run)
@@ -423,7 +424,7 @@ class Orchestra:
             task: the task in words (`run`), or a plan (`execute`).
             inputs, run_id, budget: as for `run` and `execute`.
         """
-        run_id = run_id or uuid.uuid4().hex[:12]
+        run_id = run_id_or_new(run_id)
 
         def start() -> Awaitable[RunResult]:
             if isinstance(task, Plan):
@@ -455,7 +456,7 @@ class Orchestra:
             NodeFailed: a task failed; `.result` holds every node that finished.
             BudgetExceeded: a budget limit stopped the run; `.result` likewise.
         """
-        run_id = run_id or uuid.uuid4().hex[:12]
+        run_id = run_id_or_new(run_id)
         started = _now()
         validate_plan(
             plan, agents=self.agents.keys(), models=self.models.names, inputs=(inputs or {}).keys()

@@ -20,11 +20,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from orchestra.agents import Agent
 from orchestra.errors import PlanError
-from orchestra.events import EventSink, PlanRejected
+from orchestra.events import PLAN_TASK, EventSink, PlanRejected
 from orchestra.models.calls import CallRequest, CallSite, ModelCalls
 from orchestra.models.client import Completion
 from orchestra.models.constellation import Constellation
@@ -33,16 +31,13 @@ from orchestra.models.structured import dialect, response_format
 from orchestra.plan import Plan, Task, dependencies_first, placeholders
 from orchestra.planning.parse import parse_plan
 from orchestra.planning.prompt import boss_messages, repair_message
-from orchestra.planning.replan import replan_message, replan_problems
+from orchestra.planning.replan import replan_message, replan_problems, survivors
 from orchestra.planning.schema import MAX_TASKS, plan_schema
 from orchestra.planning.stream import PlanStream
 from orchestra.results import NodeResult
 from orchestra.validation import plan_problems
 
 __all__ = ["PLAN_TASK", "Planner"]
-
-PLAN_TASK = "(plan)"
-"""The task id the boss's planning calls carry in events (no task of a plan can have it)."""
 
 Dispatch = Callable[[Task], None]
 
@@ -61,7 +56,7 @@ class _Streamed:
     def consider(self, item: Mapping[str, Any]) -> None:
         try:
             task = Task.model_validate(item)
-        except ValidationError:
+        except PlanError:
             return  # reported with the whole plan's problems
         if task.id in self.accepted or any(t.id == task.id for t in self.waiting):
             return  # a re-streamed task (after a retry) or a duplicate, reported at the end
@@ -253,6 +248,7 @@ class Planner:
             *boss_messages(task, self.agents, self.constellation, inputs, schema=schema),
             replan_message(plan, nodes, failed, error, not_run),
         ]
+        alive = survivors(plan, nodes)
 
         def check(answer: str) -> tuple[Plan | None, list[PlanError]]:
             try:
@@ -266,6 +262,7 @@ class Planner:
                 agents=[a.name for a in self.agents],
                 models=self.constellation.names,
                 inputs=inputs,
+                surviving=alive,
             )
 
         return await self._converge(messages, site, check, first=None, schema=schema)

@@ -174,3 +174,48 @@ def test_truncated_answers_are_marked(openai_server: OpenAICompatibleServer) -> 
     frame = _console(terminal=True)
     frame.print(view.render(datetime.now(timezone.utc)))
     assert "truncated" in frame.export_text().splitlines()[2]
+
+
+def test_rate_limits_show_per_model_in_the_frame(at: Callable[[float], datetime]) -> None:
+    """A 429 puts the model in the footer: its pauses, its lowered concurrency, and whether
+    its queue is paused right now."""
+    console = _console(terminal=True)
+    view = LiveView(console, clock=lambda: at(1.2))
+    view(oc.events.RunStarted(run_id="r", at=at(0)))
+    view(oc.events.NodeStarted(run_id="r", at=at(0.1), task_id="a", agent="w"))
+    view(
+        oc.events.RateLimited(
+            run_id="r", at=at(1.0), task_id="a", model="fast", pause=2.0, concurrency=4
+        )
+    )
+    frame = console.export_text() + _text(view.render(at(1.2)))
+    assert "rate limits fast: 1x 429, 4 at a time (paused)" in frame
+    later = _text(view.render(at(5.0)))
+    assert "(paused)" not in later and "fast: 1x 429" in later
+
+
+def _text(renderable: object) -> str:
+    console = Console(file=io.StringIO(), width=110, record=True)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_a_running_node_shows_its_model_before_it_finishes(
+    fake: FakeModel, team: list[oc.Agent]
+) -> None:
+    """The live view's tracker knows a node's model and route while it runs (node_routed)."""
+    from orchestra.events import ModelCalled
+    from orchestra.observe.tracker import RunTrack
+
+    track = RunTrack()
+    seen: list[tuple[str | None, str | None]] = []
+
+    def sink(event: oc.Event) -> None:
+        if isinstance(event, ModelCalled):  # mid-node: the call is back, the node not done
+            node = track.nodes[event.task_id]
+            seen.append((node.model, node.reason))
+        track.apply(event)
+
+    orch = oc.Orchestra(models=fake_constellation(fake), agents=team, on_event=sink)
+    result = orch.execute_sync(oc.Plan(tasks=[oc.Task(id="q", agent="researcher", prompt="x")]))
+    assert seen == [(result.nodes["q"].model, result.nodes["q"].route)]
