@@ -8,10 +8,12 @@
 - `replan`: after a node failed, the boss plans only the remaining work (see `replan.py`).
 
 Where the boss's server decodes under a JSON schema (its spec's `structured_output`, or what
-litellm knows of the model), the boss is sent the plan schema specialised to this Orchestra
-(`orchestra.planning.schema`: agent names, model names and task ids as enums, few tasks) as its
-`response_format`, and shown it in the prompt: even a very small model can then only write
-plans of the right shape. Semantic problems are still found and repaired as above.
+litellm knows of the model), the boss is shown the plan schema specialised to this Orchestra
+(`orchestra.planning.schema`: agent names, model names and task ids as enums, few tasks) and
+its server decodes under the same plan written by position, where a task may only wait for
+the tasks before it; the answer's placeholders are then tied to its dependencies. An answer so
+decoded is a valid plan (unless cut at `max_tokens`); on a server that only takes the schema as
+guidance, problems are still found and repaired as above.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from orchestra.plan import Plan, Task, dependencies_first, placeholders
 from orchestra.planning.parse import parse_plan
 from orchestra.planning.prompt import boss_messages, repair_message
 from orchestra.planning.replan import replan_message, replan_problems, survivors
-from orchestra.planning.schema import MAX_TASKS, plan_schema
+from orchestra.planning.schema import MAX_TASKS, PlanSchemas, plan_schemas
 from orchestra.planning.stream import PlanStream
 from orchestra.results import NodeResult
 from orchestra.validation import plan_problems
@@ -96,14 +98,14 @@ class Planner:
     max_tasks: int = MAX_TASKS
     """With a constrained boss, the most tasks a plan may have."""
 
-    def schema(
+    def schemas(
         self, *, taken: Collection[str] = (), finished: Collection[str] = ()
-    ) -> dict[str, Any] | None:
-        """The plan schema specialised to this Orchestra, when the boss's server can decode
-        under it (None: it cannot; the boss is shown the general plan schema)."""
+    ) -> PlanSchemas | None:
+        """The plan schemas specialised to this Orchestra, when the boss's server can decode
+        under one (None: it cannot; the boss is shown the general plan schema)."""
         if dialect(self.constellation[self.boss]) == "none":
             return None
-        return plan_schema(
+        return plan_schemas(
             [a.name for a in self.agents],
             self.constellation.names,
             taken=taken,
@@ -117,17 +119,19 @@ class Planner:
         site: CallSite,
         on_text: Callable[[], Callable[[str], None]] | None = None,
         *,
-        schema: Mapping[str, Any] | None = None,
+        schemas: PlanSchemas | None = None,
     ) -> Completion:
         """One boss answer, through the model-call door (the boss spec's retries and
         fallbacks, admission first in line, the run's budget).
 
         `on_text`, when given, makes a fresh text consumer for each request (a retried stream
-        starts over). `schema`, when given, constrains the answer on servers that can.
+        starts over). `schemas`, when given, constrain the answer on servers that can.
         """
 
         def constrained(spec: ModelSpec) -> dict[str, Any] | None:
-            return None if schema is None else response_format(spec, schema, name="plan")
+            if schemas is None:
+                return None
+            return response_format(spec, schemas.decoded, name="plan")
 
         request = CallRequest(
             messages=messages, reason="boss", response_format=constrained, on_text=on_text
@@ -135,13 +139,21 @@ class Planner:
         return await self.calls.call(site, self.boss, request)
 
     def problems(
-        self, answer: str, inputs: Collection[str], fixed: Mapping[str, Task] | None = None
+        self,
+        answer: str,
+        inputs: Collection[str],
+        fixed: Mapping[str, Task] | None = None,
+        *,
+        schemas: PlanSchemas | None = None,
     ) -> tuple[Plan | None, list[PlanError]]:
-        """Parse and validate an answer; `fixed` tasks (already dispatched) must be unchanged."""
+        """Parse and validate an answer (tied, when `schemas` constrained it); `fixed` tasks
+        (already dispatched) must be unchanged."""
         try:
             plan = parse_plan(answer)
         except PlanError as exc:
             return None, [exc]
+        if schemas is not None:
+            plan = schemas.tie(plan, inputs)
         problems = plan_problems(
             plan,
             agents=[a.name for a in self.agents],
@@ -169,12 +181,16 @@ class Planner:
             PlanError: no valid plan after `max_attempts` answers (`.attempts` holds them all).
             ModelError: the boss model failed.
         """
-        schema = self.schema()
+        schemas = self.schemas()
         messages: list[dict[str, Any]] = boss_messages(
-            task, self.agents, self.constellation, inputs, schema=schema
+            task, self.agents, self.constellation, inputs, schema=schemas and schemas.shown
         )
         return await self._converge(
-            messages, site, lambda answer: self.problems(answer, inputs), first=None, schema=schema
+            messages,
+            site,
+            lambda answer: self.problems(answer, inputs, schemas=schemas),
+            first=None,
+            schemas=schemas,
         )
 
     async def plan_streaming(
@@ -186,9 +202,9 @@ class Planner:
             PlanError: no valid plan after `max_attempts` answers.
             ModelError: the boss model failed.
         """
-        schema = self.schema()
+        schemas = self.schemas()
         messages: list[dict[str, Any]] = boss_messages(
-            task, self.agents, self.constellation, inputs, schema=schema
+            task, self.agents, self.constellation, inputs, schema=schemas and schemas.shown
         )
         streamed = _Streamed(
             agents=[a.name for a in self.agents],
@@ -209,14 +225,14 @@ class Planner:
 
             return feed
 
-        first = await self.ask(messages, site, on_text=consumer, schema=schema)
+        first = await self.ask(messages, site, on_text=consumer, schemas=schemas)
         fixed = streamed.accepted
         plan, completions = await self._converge(
             messages,
             site,
-            lambda answer: self.problems(answer, inputs, fixed),
+            lambda answer: self.problems(answer, inputs, fixed, schemas=schemas),
             first=first,
-            schema=schema,
+            schemas=schemas,
         )
         for rest in dependencies_first(plan.tasks):
             if rest.id not in fixed:  # the rest, once the whole plan is known and valid
@@ -243,9 +259,10 @@ class Planner:
             ModelError: the boss model failed.
         """
         finished = [task_id for task_id, result in nodes.items() if result.ok]
-        schema = self.schema(taken=[t.id for t in plan.tasks], finished=finished)
+        schemas = self.schemas(taken=[t.id for t in plan.tasks], finished=finished)
+        shown = schemas and schemas.shown
         messages: list[dict[str, Any]] = [
-            *boss_messages(task, self.agents, self.constellation, inputs, schema=schema),
+            *boss_messages(task, self.agents, self.constellation, inputs, schema=shown),
             replan_message(plan, nodes, failed, error, not_run),
         ]
         alive = survivors(plan, nodes)
@@ -255,6 +272,8 @@ class Planner:
                 new = parse_plan(answer)
             except PlanError as exc:
                 return None, [exc]
+            if schemas is not None:
+                new = schemas.tie(new, inputs)
             return new, replan_problems(
                 new,
                 plan=plan,
@@ -265,7 +284,7 @@ class Planner:
                 surviving=alive,
             )
 
-        return await self._converge(messages, site, check, first=None, schema=schema)
+        return await self._converge(messages, site, check, first=None, schemas=schemas)
 
     async def _converge(
         self,
@@ -274,7 +293,7 @@ class Planner:
         check: Callable[[str], tuple[Plan | None, list[PlanError]]],
         *,
         first: Completion | None,
-        schema: Mapping[str, Any] | None,
+        schemas: PlanSchemas | None,
     ) -> tuple[Plan, list[Completion]]:
         """Ask (and repair with numbered problems) until an answer passes `check`."""
         completions: list[Completion] = []
@@ -282,7 +301,7 @@ class Planner:
         problems: list[PlanError] = []
         for attempt in range(1, self.max_attempts + 1):
             completion = (
-                first if attempt == 1 and first else await self.ask(messages, site, schema=schema)
+                first if attempt == 1 and first else await self.ask(messages, site, schemas=schemas)
             )
             completions.append(completion)
             answer = completion.content or ""

@@ -7,14 +7,22 @@ import json
 import re
 from typing import Any, cast
 
+import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import orchestra as oc
 from orchestra.plan import TASK_ID_PATTERN
-from orchestra.planning.schema import plan_schema, task_ids
+from orchestra.planning.schema import (
+    PROMPT_CHARS,
+    decoding_schema,
+    plan_schema,
+    task_ids,
+    tied,
+)
 from orchestra.testing import OpenAICompatibleServer, RecordedRequest, Reply
+from orchestra.validation import plan_problems
 
 pytestmark = pytest.mark.anyio
 
@@ -59,6 +67,93 @@ def test_a_plan_of_the_schema_is_a_valid_plan() -> None:
     assert oc.Plan.model_validate(PLAN).tasks[1].after == ("t1",)
 
 
+AGENTS, MODELS = ["w", "r"], ["fast", "slow"]
+_PROMPT_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters='"\\'),
+    max_size=12,
+)
+
+
+@st.composite
+def decoded_plans(draw: st.DrawFn, finished: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Any answer a server could decode under `decoding_schema(AGENTS, MODELS)`: prompts with
+    placeholders of every kind (earlier, later and own ids, inputs, unknown names)."""
+    ids = task_ids(draw(st.integers(1, 8)))
+    names = [*ids, *finished, "topic", "item", "nope"]
+    tasks: list[dict[str, Any]] = []
+    for i, task_id in enumerate(ids):
+        deps = [*ids[:i], *finished]
+        pieces = draw(st.lists(_PROMPT_TEXT | st.sampled_from(names).map("{{{}}}".format)))
+        task: dict[str, Any] = {
+            "id": task_id,
+            "agent": draw(st.sampled_from(AGENTS)),
+            "prompt": ("x" + "".join(pieces))[:PROMPT_CHARS],
+            "after": draw(st.lists(st.sampled_from(deps), max_size=len(deps))) if deps else [],
+        }
+        if draw(st.booleans()):
+            task["model"] = draw(st.sampled_from(MODELS))
+        tasks.append(task)
+    return {"tasks": tasks}
+
+
+@given(decoded_plans())
+def test_every_answer_decoded_under_the_schema_is_a_valid_plan(answer: dict[str, Any]) -> None:
+    """Whatever a server decoding under the positional schema writes, once tied, is a plan
+    with no problem at all: ids, dependencies, cycles and placeholders are all sound."""
+    schema = decoding_schema(AGENTS, MODELS)
+    jsonschema.Draft202012Validator(schema).validate(answer)
+    plan = tied(oc.Plan.model_validate(answer), inputs=["topic"])
+    assert plan_problems(plan, agents=AGENTS, models=MODELS, inputs=["topic"]) == []
+
+
+@given(decoded_plans(finished=("done",)))
+def test_a_replans_answer_may_wait_for_finished_tasks(answer: dict[str, Any]) -> None:
+    """In a replan, tasks may wait for (and use) finished tasks; tying keeps those."""
+    schema = decoding_schema(AGENTS, MODELS, taken={"t1"}, finished={"done"})
+    renamed = {f"t{n}": f"t{n + 1}" for n in range(1, 9)}
+    answer = json.loads(re.sub(r"t[0-9]", lambda m: renamed[m.group(0)], json.dumps(answer)))
+    jsonschema.Draft202012Validator(schema).validate(answer)
+    plan = tied(oc.Plan.model_validate(answer), finished=["done"])
+    tasks = [*plan.tasks, oc.Task(id="done", agent="w", prompt="x")]
+    whole = oc.Plan(tasks=tasks)
+    assert plan_problems(whole, agents=AGENTS, models=MODELS, inputs=["topic"]) == []
+
+
+def test_the_schema_rules_out_what_would_not_run() -> None:
+    """Forward or own dependencies, repeated ids, quotes and newlines in prompts, and more
+    than `max_tasks` tasks are outside the positional schema."""
+    check = jsonschema.Draft202012Validator(decoding_schema(AGENTS, MODELS, max_tasks=2))
+    one = {"id": "t1", "agent": "w", "prompt": "go", "after": []}
+    two = {"id": "t2", "agent": "w", "prompt": "go", "after": ["t1"]}
+    assert check.is_valid({"tasks": [one, two]})
+    for tasks in (
+        [{**one, "after": ["t2"]}, two],
+        [one, {**two, "after": ["t2"]}],
+        [one, {**two, "id": "t1"}],
+        [one, two, {**two, "id": "t3"}],
+        [{**one, "prompt": "a\nb"}],
+        [{**one, "prompt": 'say "hi"'}],
+        [{**one, "prompt": "x" * (PROMPT_CHARS + 1)}],
+    ):
+        assert not check.is_valid({"tasks": tasks}), tasks
+
+
+def test_tying_never_closes_a_cycle() -> None:
+    """A placeholder naming a task that already waits for this one stays text; one naming a
+    later independent task becomes a dependency."""
+    plan = oc.Plan.model_validate(
+        {
+            "tasks": [
+                {"id": "a", "agent": "w", "prompt": "use {b} and {c}"},
+                {"id": "b", "agent": "w", "prompt": "x", "after": ["a"]},
+                {"id": "c", "agent": "w", "prompt": "y"},
+            ]
+        }
+    )
+    first = tied(plan).tasks[0]
+    assert (first.prompt, first.after) == ("use {{b}} and {c}", ("c",))
+
+
 def _spec(server: OpenAICompatibleServer, name: str, **fields: object) -> oc.ModelSpec:
     return oc.ModelSpec.parse(
         {"name": name, "model": f"openai/{name}", "api_base": server.url, "api_key": "k", **fields}
@@ -82,17 +177,17 @@ def _boss_request(server: OpenAICompatibleServer) -> RecordedRequest:
 async def test_constrained_boss_gets_the_specialised_schema(
     openai_server: OpenAICompatibleServer,
 ) -> None:
-    """A boss declaring llama.cpp's dialect decodes under this Orchestra's plan schema, and is
-    shown that schema in its prompt."""
+    """A boss declaring llama.cpp's dialect decodes under this Orchestra's plan schema written
+    by position, and is shown the plain form of it in its prompt."""
     orch = _orchestra(openai_server, structured_output="json_object")
     result = await orch.run("write a memo")
     assert result.status == "succeeded"
     request = _boss_request(openai_server)
     sent = cast(dict[str, Any], request.body["response_format"])
     assert sent["type"] == "json_object"
-    assert sent["schema"] == plan_schema(["w"], ["boss", "worker"])
+    assert sent["schema"] == decoding_schema(["w"], ["boss", "worker"])
     system = str(request.messages[0]["content"])
-    assert json.dumps(sent["schema"], separators=(",", ":")) in system
+    assert json.dumps(plan_schema(["w"], ["boss", "worker"]), separators=(",", ":")) in system
 
 
 async def test_unconstrained_boss_sees_the_general_schema(
@@ -111,4 +206,4 @@ async def test_openai_dialect_names_the_schema_plan(openai_server: OpenAICompati
     await _orchestra(openai_server, structured_output="json_schema").run("write a memo")
     sent = cast(dict[str, Any], _boss_request(openai_server).body["response_format"])
     assert sent["type"] == "json_schema" and sent["json_schema"]["name"] == "plan"
-    assert sent["json_schema"]["schema"]["properties"]["tasks"]["maxItems"] == 8
+    assert len(sent["json_schema"]["schema"]["properties"]["tasks"]["anyOf"]) == 8
