@@ -34,7 +34,7 @@ import httpx
 import routing as recorded_bench  # the routing benchmark's data and policies (benchmarks/)
 
 import orchestra as oc
-from orchestra.events import ModelCalled
+from orchestra.events import ModelCalled, PlanRejected
 from orchestra.models.client import load_litellm
 from orchestra.testing.local_models import LocalServer, LocalServers, missing
 
@@ -96,8 +96,9 @@ async def plan_validity(
         litellm_params={"max_tokens": 800},
     )
     worker = servers["gemma3"].spec(name="worker")
-    valid = first = 0
+    valid = first = cut = 0
     seconds: list[float] = []
+    problems: dict[str, int] = {}
     for task in tasks:
         events: list[oc.Event] = []
         orch = oc.Orchestra(
@@ -112,7 +113,18 @@ async def plan_validity(
             valid += 1
             first += not any(e.kind == "plan_rejected" for e in events)
         seconds.append(time.perf_counter() - started)
-    return {"valid": valid, "first": first, "seconds": statistics.mean(seconds)}
+        cut += sum(isinstance(e, ModelCalled) and e.truncated for e in events)
+        for event in events:
+            if isinstance(event, PlanRejected) and event.problems:
+                kind = event.problems[0].split(";")[0][:70]
+                problems[kind] = problems.get(kind, 0) + 1
+    return {
+        "valid": valid,
+        "first": first,
+        "cut": cut,
+        "seconds": statistics.mean(seconds),
+        "problems": sorted(problems.items(), key=lambda kv: -kv[1])[:3],
+    }
 
 
 def speed(server: LocalServer, runs: int = 3) -> dict[str, float]:
@@ -267,8 +279,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             label = "constrained  " if constrained else "unconstrained"
             print(
                 f"  {label} {got['valid']:2}/{len(tasks)} valid ({got['valid'] / len(tasks):.0%}), "
-                f"{got['first']:2} without repair, {got['seconds']:.1f} s per plan"
+                f"{got['first']:2} without repair, {got['seconds']:.1f} s per plan, "
+                f"{got['cut']} answers cut at max_tokens"
             )
+            for problem, count in got["problems"]:
+                print(f"    rejected {count}x: {problem}")
         if "speed" in parts:
             print("speed on this machine (llama.cpp, one CPU thread per server, 64-token answers):")
         for name in ("smollm2", "gemma3") if "speed" in parts else ():
