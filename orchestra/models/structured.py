@@ -107,9 +107,14 @@ def json_object(text: str) -> dict[str, Any] | None:
     """The JSON object in a model's answer: bare, in a code fence, or the outermost `{...}`
     among prose (None when there is none).
 
+    A raw control character inside a string is accepted: llama-cpp-python's grammar for a JSON
+    string lets a raw newline through, and the intent of such an answer is plain.
+
     Example:
         >>> json_object('Sure! ```json\\n{"a": 1}\\n``` Anything else?')
         {'a': 1}
+        >>> json_object('{"name": "two\\nlines"}')
+        {'name': 'two\\nlines'}
     """
     candidates = [m.group(1) for m in _FENCE.finditer(text)]
     start, end = text.find("{"), text.rfind("}")
@@ -118,7 +123,7 @@ def json_object(text: str) -> dict[str, Any] | None:
     candidates.append(text)
     for candidate in candidates:
         try:
-            data: Any = json.loads(candidate)
+            data: Any = json.loads(candidate, strict=False)
         except ValueError:
             continue
         if isinstance(data, dict):
