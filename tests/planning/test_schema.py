@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import jsonschema
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import orchestra as oc
@@ -96,6 +96,7 @@ def decoded_plans(draw: st.DrawFn, finished: tuple[str, ...] = ()) -> dict[str, 
     return {"tasks": tasks}
 
 
+@settings(deadline=None)  # validating against the big schema is slow under load
 @given(decoded_plans())
 def test_every_answer_decoded_under_the_schema_is_a_valid_plan(answer: dict[str, Any]) -> None:
     """Whatever a server decoding under the positional schema writes, once tied, is a plan
@@ -106,6 +107,7 @@ def test_every_answer_decoded_under_the_schema_is_a_valid_plan(answer: dict[str,
     assert plan_problems(plan, agents=AGENTS, models=MODELS, inputs=["topic"]) == []
 
 
+@settings(deadline=None)  # validating against the big schema is slow under load
 @given(decoded_plans(finished=("done",)))
 def test_a_replans_answer_may_wait_for_finished_tasks(answer: dict[str, Any]) -> None:
     """In a replan, tasks may wait for (and use) finished tasks; tying keeps those."""
