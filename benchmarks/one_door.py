@@ -33,7 +33,7 @@ import _common  # noqa: F401 - keeps litellm offline: imported before orchestra
 import anyio
 
 import orchestra as oc
-from orchestra.models.client import load_litellm
+from orchestra.models.loader import load_litellm
 from orchestra.testing import FakeModel, FakeReply, FakeRequest, OpenAICompatibleServer, Reply
 
 Deps = dict[str, list[str]]

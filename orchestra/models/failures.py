@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 from orchestra._base import SECRET_NAME, USERINFO
 from orchestra._untrusted import valid_text
 from orchestra.errors import ModelError
+from orchestra.models.loader import load_litellm
 from orchestra.models.spec import ModelSpec
 
 __all__ = ["ResponseTooLarge", "model_error", "public_url", "scrub"]
@@ -199,8 +200,6 @@ def model_error(spec: ModelSpec, exc: BaseException) -> ModelError:
     Raise it outside the `except` that caught `exc` (or `from None` is not enough: the
     context is kept), so litellm's exception, which holds the request, is not chained.
     """
-    from orchestra.models.client import load_litellm
-
     litellm = load_litellm()
     links = _chain(exc)
     where = f"model {spec.name!r} ({spec.model})"

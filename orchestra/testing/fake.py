@@ -18,7 +18,7 @@ from typing import Any
 
 import anyio
 
-from orchestra.models.client import load_litellm
+from orchestra.models.loader import load_litellm
 
 __all__ = ["FakeFailure", "FakeModel", "FakeReply", "FakeRequest", "FakeToolCall"]
 

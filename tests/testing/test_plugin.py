@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from orchestra.models.client import load_litellm
+from orchestra.models.loader import load_litellm
 
 pytest_plugins = ["pytester"]
 
