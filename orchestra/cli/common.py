@@ -1,14 +1,15 @@
 """What the `orchestra` commands share: building the Orchestra they run, and the usage table.
 
-`orchestra.cli` (run, plan, models) and `orchestra.journal.commands` (runs, resume) both build
-their Orchestra the same way — from `orchestra.toml` or `--config`, else the simulated
-constellation, said on screen — and end with the same table of usage per model.
+Every command that runs models builds its Orchestra the same way — from `orchestra.toml` or
+`--config`, else the simulated constellation, said on screen — and ends with the same table of
+usage per model.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TypeAlias
 
 from rich.console import Console
 from rich.table import Table
@@ -18,6 +19,9 @@ from orchestra.events import EventSink
 from orchestra.models import simulated
 from orchestra.orchestra import Orchestra
 from orchestra.results import RunResult
+
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # pyright: ignore[reportPrivateUsage] - argparse's own type
+"""The `orchestra` parser's subcommands, on which each command module registers itself."""
 
 SIMULATED_NOTICE = (
     "Running on the simulated constellation: offline, no API keys, latencies and prices of real "

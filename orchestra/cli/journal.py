@@ -1,129 +1,25 @@
-"""The journal's commands — `orchestra runs`, `orchestra runs show RUN_ID`, `orchestra resume
-RUN_ID` — and the graceful stop of a run on SIGINT or SIGTERM.
-
-`orchestra.cli` registers the commands (`add_commands`) and runs `orchestra run` through
-`stop_on_signal`: the first SIGINT or SIGTERM stops dispatching and cancels the calls in
-flight, which the journal records as cancelled; the command prints how to resume and exits
-with 128 + the signal's number. A second signal during that stop ends the process at once.
-"""
+"""`orchestra runs` (list recorded runs), `orchestra runs show RUN_ID` (one run's nodes and
+attempts) and `orchestra resume RUN_ID` (continue a stopped, crashed or failed run)."""
 
 from __future__ import annotations
 
 import argparse
-import signal
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import anyio
 from rich.console import Console
 from rich.table import Table
 
-from orchestra._cli_parts import build_orchestra, usage_table
-from orchestra._sync import run_sync
-from orchestra.errors import BudgetExceeded, JournalError, NodeFailed, OrchestraError
+from orchestra.cli.common import Commands, build_orchestra, usage_table
+from orchestra.cli.signals import journal_flag, stop_on_signal
+from orchestra.errors import BudgetExceeded, JournalError, NodeFailed
 from orchestra.events import Event, EventSink, NodeFinished
 from orchestra.journal.store import JOURNAL_ENV, Journal, default_journal_path
-from orchestra.results import RunResult
 
-if TYPE_CHECKING:
-    from orchestra.orchestra import Orchestra
-
-__all__ = ["RunInterrupted", "add_commands", "stop_on_signal"]
-
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+__all__ = ["register"]
 
 
-class RunInterrupted(OrchestraError):
-    """A run was stopped by a signal; its journal holds everything that finished.
-
-    `run_id` names the run, `signal` the signal's number; `exit_status` is the conventional
-    128 + that number.
-    """
-
-    def __init__(self, message: str, *, run_id: str, signum: int) -> None:
-        super().__init__(message)
-        self.run_id = run_id
-        self.signal = signum
-        self.exit_status = 128 + signum
-
-
-async def _until_signal(start: Callable[[], Awaitable[RunResult]]) -> RunResult | int:
-    """The run's result, or the number of the signal that stopped it."""
-    outcome: list[RunResult | int] = []
-    error: list[Exception] = []
-    async with anyio.create_task_group() as group:
-
-        async def watch(*, task_status: anyio.abc.TaskStatus[None]) -> None:
-            try:
-                with anyio.open_signal_receiver(*_SIGNALS) as signals:
-                    task_status.started()
-                    async for signum in signals:
-                        outcome.append(int(signum))
-                        group.cancel_scope.cancel()
-                        return
-            except NotImplementedError:  # Windows: Ctrl-C stays a KeyboardInterrupt
-                task_status.started()
-
-        await group.start(watch)
-        try:
-            outcome.append(await start())
-        except Exception as exc:  # raised below, never inside an ExceptionGroup
-            error.append(exc)
-        finally:
-            group.cancel_scope.cancel()
-    if outcome:
-        return outcome[0]
-    raise error[0]
-
-
-def stop_on_signal(
-    orch: Orchestra, start: Callable[[], Awaitable[RunResult]], *, run_id: str
-) -> RunResult:
-    """Run `start()` (a run of `orch` with id `run_id`) until it ends or a signal stops it.
-
-    Raises:
-        RunInterrupted: SIGINT or SIGTERM stopped the run; the message says how to resume.
-        Whatever the run raises.
-    """
-    outcome = run_sync(lambda: _until_signal(start), name="run")
-    if isinstance(outcome, RunResult):
-        return outcome
-    name = signal.Signals(outcome).name
-    if orch.journal is None:
-        message = f"run {run_id} was stopped by {name}; the journal is off, so it cannot resume"
-        raise RunInterrupted(message, run_id=run_id, signum=outcome)
-    summary = ""
-    try:
-        record = orch.journal.run(run_id)
-        nodes = orch.journal.nodes(run_id)
-        cancelled = sum(n.status == "cancelled" and n.session == record.sessions for n in nodes)
-        summary = (
-            f"; {cancelled} call(s) in flight were cancelled and journaled, "
-            f"{record.nodes_done} of {record.nodes_total} nodes are recorded"
-        )
-    except JournalError:
-        pass  # stopped before the run was recorded: the plain message will do
-    message = (
-        f"run {run_id} was stopped by {name}{summary}.\n"
-        f"resume it with: orchestra resume {run_id}{_journal_flag(orch.journal)}"
-    )
-    raise RunInterrupted(message, run_id=run_id, signum=outcome)
-
-
-def _journal_flag(journal: Journal) -> str:
-    """The `--journal` option a resume command needs (none for the default journal)."""
-    default = default_journal_path()
-    return "" if default is not None and default == journal.path else f" --journal {journal.path}"
-
-
-# -- the commands --------------------------------------------------------------------------
-
-
-def add_commands(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],  # pyright: ignore[reportPrivateUsage] - argparse's own type
-    common: argparse.ArgumentParser,
-) -> None:
+def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     """Register `runs` (and `runs show`) and `resume` on the `orchestra` command."""
     where = argparse.ArgumentParser(add_help=False)
     where.add_argument(
@@ -225,8 +121,9 @@ def _show(journal: Journal, run_id: str, console: Console, *, as_json: bool) -> 
         )
     console.print(table)
     if record.resumable:
-        flag = "" if journal.path == default_journal_path() else f" --journal {journal.path}"
-        console.print(f"resume with: orchestra resume {run_id}{flag}", markup=False)
+        console.print(
+            f"resume with: orchestra resume {run_id}{journal_flag(journal)}", markup=False
+        )
     return 0
 
 
