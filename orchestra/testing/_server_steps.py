@@ -317,6 +317,8 @@ def completion(
         "model": model,
         "choices": choices,
         "usage": dict(usage),
+        # As OpenAI and Groq send it; litellm's Groq client fails on an answer without it.
+        "service_tier": "default",
     }
 
 
