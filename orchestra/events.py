@@ -43,7 +43,7 @@ def _now() -> datetime:
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     run_id: str
     at: datetime = Field(default_factory=_now)
@@ -264,5 +264,5 @@ Event = Annotated[
     | Escalated,
     Field(discriminator="kind"),
 ]
-EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
+EVENTS: TypeAdapter[Event] = TypeAdapter(Event, config=ConfigDict(defer_build=True))
 EventSink = Callable[[Event], None]

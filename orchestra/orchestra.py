@@ -21,6 +21,7 @@ from orchestra.errors import (
     ConfigError,
     JournalError,
     OrchestraError,
+    PlanError,
 )
 from orchestra.events import (
     Event,
@@ -38,7 +39,7 @@ from orchestra.journal.store import Journal, default_journal_path
 from orchestra.models.admission import ModelLimits
 from orchestra.models.breaker import CircuitBreakers
 from orchestra.models.budget import Budget
-from orchestra.models.client import ModelClient
+from orchestra.models.client import ModelClient, litellm_ready, warm_litellm
 from orchestra.models.constellation import Constellation
 from orchestra.models.resilience import Resilience
 from orchestra.models.spec import ModelSpec
@@ -52,11 +53,20 @@ from orchestra.validation import validate_plan
 
 __all__ = ["DEFAULT_AGENT", "Orchestra"]
 
-DEFAULT_AGENT = Agent(
+# Constructed without validation (the values are known good): validating here would build
+# Agent's validator, and load pydantic's plugins, on every `import orchestra`.
+DEFAULT_AGENT = Agent.model_construct(
     name="assistant",
     description="general-purpose agent: researches, analyses, writes, answers any sub-task",
 )
 """The agent an Orchestra gets when it is given none."""
+
+
+def _require_task(task: str) -> str:
+    """The task, unless it is blank: the boss is not paid to plan nothing."""
+    if not task.strip():
+        raise PlanError("the task is empty; say what the boss should plan")
+    return task
 
 
 def _now() -> datetime:
@@ -178,6 +188,9 @@ class Orchestra:
         """The response cache's settings (None: no cache)."""
         self._sinks: list[EventSink] = [on_event] if on_event is not None else []
         self._client = ModelClient()
+        # litellm takes seconds to import: start now, off the critical path; runs wait for it
+        # before their clock starts, so no node, run or max_seconds ever pays for it.
+        warm_litellm()
         self._limits = ModelLimits()
         # Breakers outlive runs: a provider that failed in the last run is still suspect.
         self.breakers = CircuitBreakers()
@@ -221,10 +234,14 @@ class Orchestra:
 
         Raises:
             ConfigError: the Orchestra has no boss.
-            PlanError: the boss gave no valid plan (`.attempts` holds its answers).
+            PlanError: the task is empty, or the boss gave no valid plan (`.attempts` holds
+                its answers).
             ModelError: the boss model failed.
         """
-        plan, _ = await self._planner().plan(task, inputs=list(inputs or {}))
+        planner = self._planner()
+        _require_task(task)
+        await litellm_ready()
+        plan, _ = await planner.plan(task, inputs=list(inputs or {}))
         return plan
 
     def plan_sync(self, task: str, *, inputs: Mapping[str, Any] | None = None) -> Plan:
@@ -259,7 +276,8 @@ class Orchestra:
             PlanError, ModelError, NodeFailed, BudgetExceeded: see `execute` and `plan`.
         """
         run_id = run_id or uuid.uuid4().hex[:12]
-        planned = Planned(task, self._planner())
+        planned = Planned(_require_task(task), self._planner())
+        await litellm_ready()
         context = RunContext(run_id, budget or self.budget, _now(), inputs or {}, planned)
         return await self._recorded(context, self._planned_run)
 
@@ -373,10 +391,11 @@ class Orchestra:
             BudgetExceeded: a budget limit stopped the run; `.result` likewise.
         """
         run_id = run_id or uuid.uuid4().hex[:12]
-        started = _now()
         validate_plan(
             plan, agents=self.agents.keys(), models=self.models.names, inputs=(inputs or {}).keys()
         )
+        await litellm_ready()
+        started = _now()
         context = RunContext(run_id, budget or self.budget, started, inputs or {})
 
         async def body(context: RunContext) -> RunResult:
@@ -437,6 +456,7 @@ class Orchestra:
             NodeFailed, BudgetExceeded: as for `execute`.
         """
         journal = self._require_journal()
+        await litellm_ready()
         recorder, stored = RunRecorder.resume(journal=journal, cache=self.cache, run_id=run_id)
         try:
             if stored.plan is None and stored.task is None:

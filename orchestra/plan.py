@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, ConfigDict, Field, ValidationError
 
-from orchestra._base import Frozen, Names, describe_validation_error
+from orchestra._base import Frozen, Names, describe_validation_error, described
 from orchestra.errors import OrchestraError, PlanError
 
 if TYPE_CHECKING:
@@ -117,8 +117,7 @@ class Task(Frozen):
     model_config = ConfigDict(
         frozen=True,
         extra="forbid",
-        use_attribute_docstrings=True,
-        json_schema_extra={"description": "One call of an agent: a node of the plan."},
+        json_schema_extra=described("One call of an agent: a node of the plan."),
     )
     error_type: ClassVar[type[OrchestraError]] = PlanError
 
@@ -167,8 +166,7 @@ class Plan(Frozen):
     model_config = ConfigDict(
         frozen=True,
         extra="forbid",
-        use_attribute_docstrings=True,
-        json_schema_extra={"description": "A DAG of tasks; independent tasks run in parallel."},
+        json_schema_extra=described("A DAG of tasks; independent tasks run in parallel."),
     )
     error_type: ClassVar[type[OrchestraError]] = PlanError
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
+import orchestra
 from orchestra.cli import journal, models, report, run
 from orchestra.cli.signals import RunInterrupted
 from orchestra.config import CONFIG_FILE
@@ -23,6 +24,9 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orchestra", description="Run a task on a constellation of models."
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"orchestra-dag {orchestra.__version__}"
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help=f"TOML config (default: ./{CONFIG_FILE} if present)")

@@ -8,15 +8,15 @@ usage per model.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TypeAlias
 
 from rich.console import Console
 from rich.table import Table
 
-from orchestra.config import CONFIG_FILE, load_orchestra
+from orchestra.config import CONFIG_FILE, Config, config_path, read_config
 from orchestra.events import EventSink
 from orchestra.models import simulated
+from orchestra.models.constellation import Constellation
 from orchestra.orchestra import Orchestra
 from orchestra.results import RunResult
 
@@ -29,16 +29,36 @@ SIMULATED_NOTICE = (
 )
 
 
+def configured(args: argparse.Namespace) -> Config | None:
+    """The `--config` file, else ./orchestra.toml, read and checked; None if there is neither."""
+    path = config_path(args.config)
+    return read_config(path) if path is not None else None
+
+
+def _say_simulated(args: argparse.Namespace, console: Console) -> None:
+    if not args.json:
+        console.print(f"[bold]{SIMULATED_NOTICE}[/]", highlight=False)
+
+
 def build_orchestra(
     args: argparse.Namespace, console: Console, printer: EventSink | None
 ) -> Orchestra:
     """The configured Orchestra (`--config` or ./orchestra.toml), else the simulated one."""
-    config = Path(args.config) if args.config else Path(CONFIG_FILE)
-    if args.config or config.exists():
-        return load_orchestra(config, on_event=printer)
-    if not args.json:
-        console.print(f"[bold]{SIMULATED_NOTICE}[/]", highlight=False)
+    config = configured(args)
+    if config is not None:
+        return config.orchestra(on_event=printer)
+    _say_simulated(args, console)
     return simulated.orchestra(time_scale=args.time_scale, on_event=printer)
+
+
+def constellation(args: argparse.Namespace, console: Console) -> Constellation:
+    """The configured models, else the simulated ones; no Orchestra is built (so litellm's
+    import is not started by a command that calls no model)."""
+    config = configured(args)
+    if config is not None:
+        return config.models
+    _say_simulated(args, console)
+    return simulated.constellation(time_scale=args.time_scale)
 
 
 def usage_table(result: RunResult) -> Table:

@@ -7,7 +7,7 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
-from orchestra.cli.common import Commands, build_orchestra
+from orchestra.cli.common import Commands, constellation
 
 __all__ = ["register"]
 
@@ -19,11 +19,11 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
 
 
 def _models(args: argparse.Namespace, console: Console) -> int:
-    orch = build_orchestra(args, console, None)
+    models = constellation(args, console)
     table = Table(title="models")
     for column in ("name", "model", "quality", "$/1M in", "$/1M out", "ttft s", "decode tok/s"):
         table.add_column(column)
-    for spec in orch.models:
+    for spec in models:
         table.add_row(
             spec.name,
             spec.model,

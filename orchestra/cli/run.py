@@ -64,7 +64,17 @@ def _plan_tree(plan: Plan) -> Tree:
 
 
 def mermaid(plan: Plan) -> str:
-    """The plan as a Mermaid flowchart."""
+    """The plan as a Mermaid flowchart.
+
+    Example:
+        >>> from orchestra.plan import Task
+        >>> print(mermaid(Plan(tasks=[Task(id="a", agent="w", prompt="x"),
+        ...                           Task(id="b", agent="w", prompt="{a}", after=["a"])])))
+        flowchart TD
+            a["a<br/>w"]
+            b["b<br/>w"]
+            a --> b
+    """
     lines = ["flowchart TD"]
     for task in plan.tasks:
         lines.append(f'    {task.id}["{task.id}<br/>{task.agent}"]')

@@ -31,6 +31,10 @@ class RunInterrupted(OrchestraError):
 
     `run_id` names the run, `signal` the signal's number; `exit_status` is the conventional
     128 + that number.
+
+    Example:
+        >>> RunInterrupted("stopped", run_id="r1", signum=2).exit_status
+        130
     """
 
     def __init__(self, message: str, *, run_id: str, signum: int) -> None:

@@ -8,9 +8,9 @@ with neither content nor tool calls, is an error, not an empty answer.
 
 from __future__ import annotations
 
-import email.utils
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,27 +28,78 @@ __all__ = [
     "ModelClient",
     "ToolCall",
     "idempotency_headers",
+    "litellm_ready",
     "load_litellm",
     "model_error",
     "scrub",
+    "warm_litellm",
+    "when_litellm_loaded",
 ]
 
 # litellm ships no usable type information for its module attributes: treat it as Any.
 _litellm: Any = None
+# One thread imports litellm (seconds) while the others wait; callbacks registered meanwhile run
+# once it is imported, before anyone can use it. Both locks are re-entrant: a callback may call
+# `load_litellm` or `when_litellm_loaded` itself.
+_importing = threading.RLock()
+_callbacks = threading.RLock()
+_when_loaded: list[Callable[[Any], None]] = []
+_starting = threading.Lock()
+_warming = False
 
 
 def load_litellm() -> Any:
-    """Import litellm once, with its network look-ups at import switched off."""
+    """Import litellm once (from any thread), with its network look-ups at import switched
+    off, and run the `when_litellm_loaded` callbacks."""
     global _litellm
-    if _litellm is None:
-        # Without this litellm fetches its cost map over the network at import; orchestra
-        # prices calls from the specs, so the bundled map is all it needs.
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm
+    if _litellm is not None:
+        return _litellm
+    with _importing:
+        if _litellm is None:
+            # Without this litellm fetches its cost map over the network at import; orchestra
+            # prices calls from the specs, so the bundled map is all it needs.
+            os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            import litellm
 
-        litellm.suppress_debug_info = True
-        _litellm = litellm
+            litellm.suppress_debug_info = True
+            with _callbacks:
+                while _when_loaded:
+                    _when_loaded.pop(0)(litellm)
+                _litellm = litellm
     return _litellm
+
+
+def when_litellm_loaded(callback: Callable[[Any], None]) -> None:
+    """Call `callback(litellm)` once litellm is imported: now, if it already is."""
+    with _callbacks:
+        if _litellm is None:
+            _when_loaded.append(callback)
+            return
+    callback(_litellm)
+
+
+def _warm() -> None:
+    try:
+        load_litellm()
+    except Exception:  # the first call imports it again, and raises where it is seen
+        return
+
+
+def warm_litellm() -> None:
+    """Start importing litellm in a background thread (once), so the first call finds it."""
+    global _warming
+    with _starting:
+        if _litellm is not None or _warming:
+            return
+        _warming = True
+    threading.Thread(target=_warm, name="orchestra-litellm-import", daemon=True).start()
+
+
+async def litellm_ready() -> Any:
+    """litellm, waiting for its import in a worker thread (the event loop keeps running)."""
+    if _litellm is not None:
+        return _litellm
+    return await anyio.to_thread.run_sync(load_litellm, abandon_on_cancel=True)
 
 
 @dataclass(frozen=True)
@@ -159,6 +210,8 @@ def _retry_after(exc: Exception) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
+    import email.utils  # an HTTP date is rare: spare every `import orchestra` the email package
+
     try:
         when = email.utils.parsedate_to_datetime(str(value))
     except (TypeError, ValueError):
