@@ -1,6 +1,6 @@
 """Every Python block of README.md and docs/*.md runs as a test (Sybil), in order, one namespace
 and one fresh working directory per document; top-level `await` works, as in a notebook. Every
-TOML block must parse.
+TOML and JSON block must parse.
 
 Directives, in HTML comments (invisible on the rendered page):
 - `<!-- invisible-code-block: python ... -->`: set-up or checks the reader does not need to see.
@@ -148,6 +148,11 @@ def _evaluate_toml(example: Example) -> None:
     tomllib.loads(_take_source(example))
 
 
+def _evaluate_json(example: Example) -> None:
+    """A JSON block must parse."""
+    json.loads(_take_source(example))
+
+
 def _run_as_test_module(example: Example, source: str) -> None:
     module = Path(f"test_docs_line_{example.line}.py")
     module.write_text(source, encoding="utf-8")
@@ -208,6 +213,7 @@ pytest_collect_file = Sybil(
     parsers=[
         CodeBlockParser(language="python", evaluator=_evaluate_python),
         CodeBlockParser(language="toml", evaluator=_evaluate_toml),
+        CodeBlockParser(language="json", evaluator=_evaluate_json),
         SkipParser(),
         _directives,
     ],

@@ -31,6 +31,10 @@ def describe_validation_error(what: str, exc: ValidationError) -> str:
         where = ".".join(str(part) for part in err["loc"]) or "(value)"
         got: object = err.get("input")
         shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, OrchestraError):  # a nested model's own report: as it is
+            lines.append(f"  - {where}: {cause}")
+            continue
         lines.append(f"  - {where}: {err['msg']}{shown}")
     return "\n".join(lines)
 
@@ -106,7 +110,6 @@ class Frozen(BaseModel):
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> Self:
         """Validate `data` as this model, raising the typed error on failure."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise cls.invalid(dict(data), exc) from exc
+        # Through `__init__`, which raises the typed error: `model_validate` calls it too (it is
+        # overridden) and would wrap that error in a second report of the same problem.
+        return cls(**data)

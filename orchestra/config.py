@@ -37,11 +37,8 @@ from collections.abc import Collection, Generator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from pydantic import ValidationError
-
-from orchestra._base import describe_validation_error
 from orchestra.agents import Agent
 from orchestra.errors import ConfigError
 from orchestra.events import EventSink
@@ -55,6 +52,7 @@ __all__ = [
     "CONFIG_FILE",
     "ROUTERS",
     "Config",
+    "budget_from",
     "config_path",
     "load_orchestra",
     "read_config",
@@ -147,10 +145,7 @@ def read_config(path: str | os.PathLike[str]) -> Config:
             if not isinstance(table, dict):  # pyright: ignore[reportUnnecessaryIsInstance] - TOML input
                 raise ConfigError(f"agents.{name} must be a table of Agent fields")
             agents.append(Agent.parse({"name": name, **table}))
-    try:
-        budget = Budget.model_validate(data.get("budget", {}))
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(f"{source}: [budget]", exc)) from exc
+    budget = budget_from(data.get("budget", {}), f"{source}: [budget]")
     boss = data.get("boss")
     if boss is not None and not isinstance(boss, str):
         raise ConfigError(f"{source}: boss must be the name of a model, not {boss!r}")
@@ -171,6 +166,21 @@ def read_config(path: str | os.PathLike[str]) -> Config:
         router=router,
         max_parallel=max_parallel,
     )
+
+
+def budget_from(fields: object, where: str) -> Budget:
+    """A Budget from its fields; errors are ConfigErrors naming `where` and the field.
+
+    Example:
+        >>> budget_from({"max_usd": 0.5}, "[budget]").max_usd
+        0.5
+    """
+    if not isinstance(fields, Mapping):
+        raise ConfigError(f"{where} must be a table of Budget fields, not {fields!r}")
+    try:
+        return Budget.parse(cast("Mapping[str, Any]", fields))
+    except ConfigError as exc:
+        raise ConfigError(f"{where} {str(exc).removeprefix('Budget ')}") from exc
 
 
 def load_orchestra(path: str | os.PathLike[str], *, on_event: EventSink | None = None) -> Orchestra:

@@ -10,11 +10,22 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from orchestra.cli.common import Commands, build_orchestra, usage_table
-from orchestra.cli.signals import journal_flag, stop_on_signal
-from orchestra.errors import BudgetExceeded, JournalError, NodeFailed
+from orchestra.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Commands,
+    Terminal,
+    build_orchestra,
+    plain,
+    print_json,
+    say,
+    usage_table,
+)
+from orchestra.cli.signals import RunInterrupted, journal_flag, stop_on_signal
+from orchestra.errors import BudgetExceeded, JournalError, NodeFailed, OrchestraError
 from orchestra.events import Event, EventSink, NodeFinished
 from orchestra.journal.store import JOURNAL_ENV, Journal, default_journal_path
+from orchestra.results import RunResult
 
 __all__ = ["register"]
 
@@ -64,28 +75,28 @@ def _age(when: datetime) -> str:
     return f"{seconds:.0f}s ago"
 
 
-def _runs(args: argparse.Namespace, console: Console) -> int:
+def _runs(args: argparse.Namespace, term: Terminal) -> int:
     journal = _journal(args)
     if args.action == "show":
-        return _show(journal, args.run_id, console, as_json=args.json)
+        return _show(journal, args.run_id, term.out, as_json=args.json)
     records = journal.runs(limit=args.limit)
-    if args.json:
+    if args.json:  # one run per line
         for record in records:
-            console.print(record.model_dump_json(), highlight=False, markup=False, soft_wrap=True)
-        return 0
+            print_json(term.out, record.model_dump(mode="json"))
+        return EXIT_OK
     if not records:
-        console.print(f"no runs recorded in {journal.path}", highlight=False, markup=False)
-        return 0
-    table = Table(title=f"runs in {journal.path}")
+        say(term.out, f"no runs recorded in {journal.path}")
+        return EXIT_OK
+    table = Table(title=plain(f"runs in {journal.path}"))
     for column in ("run", "status", "nodes", "cost $", "age", "task"):
         table.add_column(column, justify="right" if column in ("nodes", "cost $") else "left")
     for r in records:
         task = (r.task or "(hand-written plan)").splitlines()[0][:50]
         nodes = f"{r.nodes_done}/{r.nodes_total}"
         age = _age(r.started)
-        table.add_row(r.run_id, r.status, nodes, f"{r.cost_usd:.6f}", age, task)
-    console.print(table)
-    return 0
+        table.add_row(plain(r.run_id), r.status, nodes, f"{r.cost_usd:.6f}", age, plain(task))
+    term.out.print(table)
+    return EXIT_OK
 
 
 def _show(journal: Journal, run_id: str, console: Console, *, as_json: bool) -> int:
@@ -94,37 +105,34 @@ def _show(journal: Journal, run_id: str, console: Console, *, as_json: bool) -> 
     if as_json:
         data: dict[str, Any] = record.model_dump(mode="json")
         data["nodes"] = [n.model_dump(mode="json") for n in nodes]
-        console.print_json(data=data)
-        return 0
-    console.print(
+        print_json(console, data)
+        return EXIT_OK
+    say(
+        console,
         f"run {record.run_id}: {record.status}, {record.nodes_done}/{record.nodes_total} nodes, "
         f"${record.cost_usd:.6f}, started {record.started:%Y-%m-%d %H:%M:%S} UTC, "
         f"{record.sessions} session(s)",
-        highlight=False,
-        markup=False,
     )
     if record.task:
-        console.print(f"task: {record.task}", highlight=False, markup=False)
+        say(console, f"task: {record.task}")
     table = Table(title="node dispatches")
     for column in ("node", "attempt", "status", "model", "cost $", "idempotency key", "error"):
         table.add_column(column)
     for n in nodes:
         error = (n.error or "").splitlines()[0][:60] if n.error else ""
         table.add_row(
-            n.task_id,
+            plain(n.task_id),
             str(n.attempt),
             n.status,
-            n.model or "",
+            plain(n.model or ""),
             f"{n.cost_usd:.6f}",
-            n.idempotency_key,
-            error,
+            plain(n.idempotency_key),
+            plain(error),
         )
     console.print(table)
     if record.resumable:
-        console.print(
-            f"resume with: orchestra resume {run_id}{journal_flag(journal)}", markup=False
-        )
-    return 0
+        say(console, f"resume with: orchestra resume {run_id}{journal_flag(journal)}")
+    return EXIT_OK
 
 
 def _progress(console: Console) -> EventSink:
@@ -133,40 +141,41 @@ def _progress(console: Console) -> EventSink:
     def show(event: Event) -> None:
         if isinstance(event, NodeFinished):
             mark = "ok" if event.error is None else f"FAILED: {event.error.splitlines()[0][:80]}"
-            console.print(
-                f"  {event.task_id} ({event.model or '-'}, ${event.cost_usd:.6f}): {mark}",
-                highlight=False,
-                markup=False,
-            )
+            say(console, f"  {event.task_id} ({event.model or '-'}, ${event.cost_usd:.6f}): {mark}")
 
     return show
 
 
-def _resume(args: argparse.Namespace, console: Console) -> int:
+def _resume(args: argparse.Namespace, term: Terminal) -> int:
     from orchestra.observe.jsonl import JsonLines
 
-    printer = JsonLines(console.file) if args.json else _progress(console)
-    orch = build_orchestra(args, console, printer)
+    printer = JsonLines(term.out.file) if args.json else _progress(term.out)
+    orch = build_orchestra(args, term, printer)
     orch.journal = _journal(args) if args.journal else orch.journal
     if orch.journal is None:
         raise JournalError(f"the journal is off (${JOURNAL_ENV}); pass --journal PATH")
     record = orch.journal.run(args.run_id)
     if not args.json:
-        console.print(
+        say(
+            term.out,
             f"resuming run {record.run_id} ({record.status}): {record.nodes_done} of "
             f"{record.nodes_total} nodes recorded; only the rest runs",
-            highlight=False,
-            markup=False,
         )
-    status = 0
+    result: RunResult | None = None
+    failure: OrchestraError | None = None
     try:
         result = stop_on_signal(orch, lambda: orch.resume(args.run_id), run_id=args.run_id)
     except (NodeFailed, BudgetExceeded) as exc:
-        result, status = exc.result, 1
-        console.print(f"[red]{exc}[/]", highlight=False)
-    if not args.json:
-        console.print(usage_table(result))
-        if status == 0:
-            console.rule("answer")
-            console.print(str(result.output), highlight=False, markup=False)
-    return status
+        result, failure = exc.result, exc
+    except RunInterrupted:
+        raise
+    except OrchestraError as exc:  # the rest of the run could not go on
+        failure = exc
+    if failure is not None and not args.json:
+        say(term.err, failure, "red")
+    if result is not None and not args.json:
+        term.out.print(usage_table(result))
+        if failure is None:
+            term.out.rule("answer")
+            say(term.out, result.output)
+    return EXIT_OK if failure is None else EXIT_FAILED

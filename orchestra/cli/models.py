@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
 from rich.table import Table
 
-from orchestra.cli.common import Commands, constellation
+from orchestra.cli.common import EXIT_OK, Commands, Terminal, constellation, plain, print_json
 
 __all__ = ["register"]
 
@@ -18,20 +17,24 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     models.set_defaults(handler=_models)
 
 
-def _models(args: argparse.Namespace, console: Console) -> int:
-    models = constellation(args, console)
+def _models(args: argparse.Namespace, term: Terminal) -> int:
+    models = constellation(args, term)
+    if args.json:  # one spec per line; keys never leave the process
+        for spec in models:
+            print_json(term.out, spec.model_dump(mode="json", exclude={"api_key"}))
+        return EXIT_OK
     table = Table(title="models")
     for column in ("name", "model", "quality", "$/1M in", "$/1M out", "ttft s", "decode tok/s"):
         table.add_column(column)
     for spec in models:
         table.add_row(
-            spec.name,
-            spec.model,
+            plain(spec.name),
+            plain(spec.model),
             f"{spec.quality:.2f}",
             f"{spec.input_cost:g}",
             f"{spec.output_cost:g}",
             f"{spec.ttft:g}",
             f"{spec.decode_tps:g}",
         )
-    console.print(table)
-    return 0
+    term.out.print(table)
+    return EXIT_OK

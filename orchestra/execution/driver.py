@@ -39,7 +39,7 @@ from orchestra.planning.replan import LoopGuard
 from orchestra.results import NodeResult, RunResult, Usage
 from orchestra.routing.base import RoutingPolicy
 
-__all__ = ["Planned", "RunContext", "RunDriver", "usage_of"]
+__all__ = ["Planned", "RunContext", "RunDriver", "final_output", "usage_of"]
 
 # What a typical worker answer costs in output tokens, for critical-path estimates.
 _TYPICAL_OUTPUT_TOKENS = 300
@@ -80,6 +80,15 @@ class RunContext:
     recorder: RunRecorder | None = None
     replans: int = 0
     """Replans the run made before this session (a resumed run)."""
+
+
+def final_output(plan: Plan, nodes: Mapping[str, NodeResult]) -> Any:
+    """The run's answer: the output of `plan.output`, else of its one sink, else its sinks'
+    outputs under `## <task id>` headings."""
+    ids = plan.answer_ids()
+    if len(ids) == 1:
+        return nodes[ids[0]].output
+    return "\n\n".join(f"## {i}\n\n{as_text(nodes[i].output)}" for i in ids)
 
 
 @dataclass
@@ -295,13 +304,7 @@ class RunDriver:
             status = "succeeded"  # a limit reached by the very last calls stopped nothing
         else:
             status = "budget_exceeded"
-        output: Any = None
-        if complete and plan is not None:
-            ids = plan.answer_ids()
-            if len(ids) == 1:
-                output = schedule.nodes[ids[0]].output
-            else:
-                output = "\n\n".join(f"## {i}\n\n{as_text(schedule.nodes[i].output)}" for i in ids)
+        output = final_output(plan, schedule.nodes) if complete and plan is not None else None
         return RunResult(
             run_id=run_id,
             status=status,

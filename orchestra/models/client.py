@@ -8,6 +8,7 @@ with neither content nor tool calls, is an error, not an empty answer.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import threading
@@ -15,9 +16,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import anyio
+from pydantic import BaseModel
 
 from orchestra.errors import ModelError
 from orchestra.models.spec import ModelSpec
@@ -62,11 +64,56 @@ def load_litellm() -> Any:
             import litellm
 
             litellm.suppress_debug_info = True
+            _prime(litellm)
             with _callbacks:
                 while _when_loaded:
                     _when_loaded.pop(0)(litellm)
                 _litellm = litellm
     return _litellm
+
+
+# What litellm (and the retry loop) import on their first call rather than at import: each
+# first call would pay for it (seconds under load) inside a node's time. Missing ones (another
+# litellm version) just stay lazy.
+_FIRST_CALL_MODULES = (
+    "litellm.proxy.openai_files_endpoints.common_utils",  # every call's message handling
+    "litellm.litellm_core_utils.default_encoding",  # the default tokenizer
+    "tenacity",
+)
+
+
+def _build_validators() -> None:
+    """Build the validators of orchestra's pydantic models, deferred at import (which they
+    would slow down); each step of a run uses them, and the first run would pay for it."""
+    from orchestra._base import Frozen
+    from orchestra.events import EVENTS, Event
+    from orchestra.results import Attempt, NodeResult, RunResult, Usage
+
+    union = get_args(get_args(Event)[0])
+    pending: list[type[BaseModel]] = [*Frozen.__subclasses__(), *union]
+    pending += [Usage, Attempt, NodeResult, RunResult]
+    while pending:
+        model = pending.pop()
+        model.model_rebuild()
+        pending.extend(model.__subclasses__())
+    EVENTS.rebuild()
+
+
+def _prime(litellm: Any) -> None:
+    """Do now what litellm (and orchestra's models) leave to the first call: no call pays for
+    it then."""
+    _build_validators()
+    for name in _FIRST_CALL_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
+    try:  # builds litellm's map of every provider's config (no request, no callback)
+        litellm.get_supported_openai_params(
+            model="llama-3.1-8b-instant", custom_llm_provider="groq"
+        )
+    except Exception:  # a litellm version that no longer has it: the first call builds it
+        return
 
 
 def when_litellm_loaded(callback: Callable[[Any], None]) -> None:

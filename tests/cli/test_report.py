@@ -1,63 +1,57 @@
-"""`orchestra run --report/--events` and `orchestra report EVENTS.jsonl`."""
+"""`orchestra report` from an event log or from the journal, as a user runs it."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from orchestra.cli import main
-from orchestra.observe.jsonl import read_events
+Orchestra = Callable[..., subprocess.CompletedProcess[str]]
+pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(autouse=True)
-def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)  # no orchestra.toml here: the simulated constellation runs
-
-
-def test_run_writes_report_and_event_log(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_report_from_the_journal_has_outputs_and_filled_prompts(
+    orchestra: Orchestra, tmp_path: Path
 ) -> None:
-    """`run --report --events` writes both; the log rebuilds a report with `report`."""
-    args = ["--time-scale", "0", "--report", "r.html", "--events", "e.jsonl"]
-    assert main(["run", "Compare", *args]) == 0
-    out = capsys.readouterr().out
-    assert "report: r.html" in out and "run succeeded" in out
-    html = (tmp_path / "r.html").read_text()
-    assert 'id="dag"' in html and 'id="gantt"' in html and "Answer the task: Compare" in html
-    events = read_events(tmp_path / "e.jsonl")
-    assert events[0].kind == "run_started" and events[-1].kind == "run_finished"
-    assert main(["report", "e.jsonl", "-o", "again.html"]) == 0
-    assert f"report: again.html ({len(events)} events)" in capsys.readouterr().out
-    again = (tmp_path / "again.html").read_text()
-    assert again.count('class="node ') == html.count('class="node ') == 6
+    """A run recorded in the journal rebuilds a report with its final output, its prompts as
+    sent (inputs and dependencies filled in) and every call counted."""
+    plan = {
+        "tasks": [
+            {"id": "facts", "agent": "researcher", "prompt": "List facts about {topic}"},
+            {"id": "memo", "agent": "writer", "prompt": "Memo:\n{facts}", "after": ["facts"]},
+        ]
+    }
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    done = orchestra("run", "--plan", "plan.json", "--input", "topic=GPUs", "--json")
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(done.stdout.splitlines()[0])["run_id"]
+    report = orchestra("report", run_id, "-o", "j.html")
+    assert report.returncode == 0, report.stderr
+    html = (tmp_path / "j.html").read_text()
+    assert "No final output" not in html and 'id="output"' in html
+    assert "List facts about GPUs" in html and "{topic}" not in html
+    assert "model calls (0 failed)" in html
 
 
-def test_json_output_and_event_log_are_the_same_lines(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """With --json, stdout carries exactly the lines saved by --events."""
-    assert main(["run", "Compare", "--time-scale", "0", "--json", "--events", "e.jsonl"]) == 0
-    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    saved = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
-    assert printed == saved and printed[-1]["status"] == "succeeded"
+def test_report_from_an_event_log(orchestra: Orchestra, tmp_path: Path) -> None:
+    """`report EVENTS.jsonl` rebuilds the page from a saved log."""
+    assert orchestra("run", "Compare", "--time-scale", "0", "--events", "e.jsonl").returncode == 0
+    done = orchestra("report", "e.jsonl", "-o", "again.html")
+    assert done.returncode == 0, done.stderr
+    assert "report: again.html (" in done.stdout
+    assert (tmp_path / "again.html").read_text().count('class="node ') == 6
 
 
-def test_report_of_an_unknown_run_explains_the_journal(capsys: pytest.CaptureFixture[str]) -> None:
-    """A run id the journal does not hold: exit 2, and the message says how to list runs."""
-    assert main(["report", "3f2a9c0d1e7b"]) == 2
-    out = capsys.readouterr().out
-    assert "no run '3f2a9c0d1e7b'" in out and "orchestra runs" in out
-
-
-def test_report_of_a_file_that_is_not_an_event_log(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A file of something else: exit 2 naming the bad line."""
+def test_report_of_something_else_exits_2(orchestra: Orchestra, tmp_path: Path) -> None:
+    """An unknown run id, a file that is no event log, an empty log: exit 2 and why."""
+    unknown = orchestra("report", "3f2a9c0d1e7b")
+    assert unknown.returncode == 2 and "orchestra runs" in unknown.stderr
     (tmp_path / "notes.txt").write_text("hello\n")
-    assert main(["report", "notes.txt"]) == 2
-    assert "line 1 is not an orchestra event" in capsys.readouterr().out
+    notes = orchestra("report", "notes.txt")
+    assert notes.returncode == 2 and "line 1 is not an orchestra event" in notes.stderr
     (tmp_path / "empty.jsonl").write_text("")
-    assert main(["report", "empty.jsonl"]) == 2
-    assert "holds no events" in capsys.readouterr().out
+    empty = orchestra("report", "empty.jsonl")
+    assert empty.returncode == 2 and "holds no events" in empty.stderr
