@@ -12,14 +12,16 @@ in `after`) or by the run's input `name`; in a map task, `{item}` is the item. O
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from orchestra._base import Frozen, Names, describe_validation_error, described
 from orchestra.errors import OrchestraError, PlanError
+from orchestra.models.budget import Budget
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -42,6 +44,21 @@ def placeholders(template: str) -> list[str]:
         if match.group(1):
             names.setdefault(match.group(1), None)
     return list(names)
+
+
+def as_text(output: Any) -> str:
+    """An output as it enters a dependent's prompt: strings as they are, models and other
+    values as JSON.
+
+    Example:
+        >>> as_text({"price": 2.5})
+        '{"price": 2.5}'
+    """
+    if isinstance(output, str):
+        return output
+    if isinstance(output, BaseModel):
+        return output.model_dump_json()
+    return json.dumps(output, default=str)
 
 
 def render_prompt(template: str, values: Mapping[str, str]) -> str:
@@ -136,6 +153,9 @@ class Task(Frozen):
     item, and the task's own output is the list of their outputs."""
     max_items: int = Field(default=50, ge=1, le=1000)
     """With `map`: at most this many items (more fail the task rather than run up a bill)."""
+    budget: Budget | None = None
+    """Limits of this task's own calls (with `map`: of all its items together), held inside
+    the run's budget. A call that would not fit fails the task (it can be replanned)."""
 
     @classmethod
     def invalid(cls, data: dict[str, Any], exc: ValidationError) -> OrchestraError:

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+import orchestra.simulated as simulated
 from orchestra.config import (
     CONFIG_FILE,
     ROUTERS,
@@ -31,7 +32,6 @@ from orchestra.config import (
 )
 from orchestra.errors import ConfigError, PlanError
 from orchestra.events import EventSink
-from orchestra.models import simulated
 from orchestra.models.budget import Budget
 from orchestra.models.constellation import Constellation, read_toml
 from orchestra.orchestra import Orchestra

@@ -17,6 +17,10 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     models.set_defaults(handler=_models)
 
 
+def _price(usd: float | None) -> str:
+    return "unknown" if usd is None else f"{usd:g}"  # unknown is not free (docs/budgets.md)
+
+
 def _models(args: argparse.Namespace, term: Terminal) -> int:
     models = constellation(args, term)
     if args.json:  # one spec per line; keys never leave the process
@@ -31,8 +35,8 @@ def _models(args: argparse.Namespace, term: Terminal) -> int:
             plain(spec.name),
             plain(spec.model),
             f"{spec.quality:.2f}",
-            f"{spec.input_cost:g}",
-            f"{spec.output_cost:g}",
+            _price(spec.input_cost),
+            _price(spec.output_cost),
             f"{spec.ttft:g}",
             f"{spec.decode_tps:g}",
         )

@@ -7,7 +7,7 @@ budget stops, plan rejections); and the critical path. The result gives times, a
 outputs; the events add the routing reasons, the boss's planning and every decision.
 
 The critical path is the chain of dependencies with the longest total measured duration
-(`orchestra.execution.priority`); a node's slack is how long it could have taken longer
+(`orchestra.priority`); a node's slack is how long it could have taken longer
 without delaying the run.
 """
 
@@ -17,17 +17,18 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from orchestra.events import Event, ModelCalled, NodeRouted
-from orchestra.execution.priority import critical_path_priorities, slack
-from orchestra.execution.runner import as_text
 from orchestra.observe.charts import NO_MODEL, Bar
-from orchestra.observe.tracker import BOSS_TASK, RunTrack
-from orchestra.plan import placeholders, render_prompt
-from orchestra.results import Attempt, RunResult
+from orchestra.observe.tracker import BOSS_TASK, ModelTrack, RunTrack
+from orchestra.plan import as_text, placeholders, render_prompt
+from orchestra.priority import critical_path_priorities, slack
+
+if TYPE_CHECKING:
+    from orchestra.results import Attempt, RunResult
 
 __all__ = ["Decision", "NodeDigest", "Note", "RunDigest", "critical_path", "digest", "display_text"]
 
@@ -93,6 +94,8 @@ class RunDigest:
     critical: list[str] = field(default_factory=list[str])
     critical_seconds: float = 0.0
     stopped: str | None = None
+    admission: dict[str, ModelTrack] = field(default_factory=dict[str, ModelTrack])
+    """Per model: rate-limit pauses, the lowest concurrency they left, time spent waiting."""
 
 
 def display_text(value: Any) -> str:
@@ -229,6 +232,7 @@ def digest(
         by_model=by_model,
         output=None if result is None or result.output is None else display_text(result.output),
         stopped=track.stopped,
+        admission=track.models,
     )
     if events:
         run.calls = len(track.calls)

@@ -21,13 +21,15 @@ import math
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from types import TracebackType
-from typing import final
+from typing import TYPE_CHECKING, final
 
 import anyio
 from anyio.abc import TaskGroup
 
 from orchestra.events import Event, EventSink
-from orchestra.results import RunResult
+
+if TYPE_CHECKING:
+    from orchestra.results import RunResult
 
 __all__ = ["EventStream"]
 

@@ -27,6 +27,7 @@ def test_models_lists_the_constellation_as_a_table_or_json(
     table = orchestra("models")
     assert table.returncode == 0, table.stderr
     assert "groq/llama-3.1-8b-instant" in table.stdout and "2.5" in table.stdout
+    assert "unknown" in table.stdout  # fast has no price: unknown, not free
     as_json = orchestra("models", "--json")
     specs = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert [s["name"] for s in specs] == ["fast", "big"]

@@ -106,6 +106,8 @@ output_cost = 1.0
 model = "openai/worker"
 api_base = "{server.url}"
 api_key = "k"
+input_cost = 0
+output_cost = 0
 [agents.helper]
 description = "helps"
 model = "worker"
