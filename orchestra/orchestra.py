@@ -56,7 +56,7 @@ from orchestra.planning.boss import Planner
 from orchestra.results import RunResult, Usage
 from orchestra.routing.base import RoutingPolicy
 from orchestra.routing.policies import Cheapest
-from orchestra.validation import validate_plan
+from orchestra.validation import run_id_or_new, validate_plan
 
 __all__ = ["DEFAULT_AGENT", "Orchestra"]
 
@@ -316,7 +316,7 @@ class Orchestra:
         Raises:
             PlanError, ModelError, NodeFailed, BudgetExceeded: see `execute` and `plan`.
         """
-        run_id = run_id or uuid.uuid4().hex[:12]
+        run_id = run_id_or_new(run_id)
         planned = Planned(_require_task(task), self._planner())
         await litellm_ready()
         context = self._context(run_id, budget, _now(), inputs or {}, planned)
@@ -442,7 +442,7 @@ class Orchestra:
             task: the task in words (`run`), or a plan (`execute`).
             inputs, run_id, budget: as for `run` and `execute`.
         """
-        run_id = run_id or uuid.uuid4().hex[:12]
+        run_id = run_id_or_new(run_id)
 
         def start() -> Awaitable[RunResult]:
             if isinstance(task, Plan):
@@ -474,7 +474,7 @@ class Orchestra:
             NodeFailed: a task failed; `.result` holds every node that finished.
             BudgetExceeded: a budget limit stopped the run; `.result` likewise.
         """
-        run_id = run_id or uuid.uuid4().hex[:12]
+        run_id = run_id_or_new(run_id)
         validate_plan(
             plan, agents=self.agents.keys(), models=self.models.names, inputs=(inputs or {}).keys()
         )
