@@ -17,11 +17,8 @@ the exception itself is not chained to the `ModelError` (it holds the request, k
 
 from __future__ import annotations
 
-import email.utils
 import os
 import re
-import socket
-import ssl
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any, cast
@@ -109,6 +106,8 @@ def _retry_after(exc: BaseException) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
+    import email.utils  # an HTTP date is rare: spare every `import orchestra` the email package
+
     try:
         when = email.utils.parsedate_to_datetime(str(value))
     except (TypeError, ValueError):
@@ -147,6 +146,11 @@ def _names(exc: BaseException) -> set[str]:
 
 def _unreachable(links: list[BaseException]) -> tuple[str, bool] | None:
     """Why no answer came, if the request never reached the provider: (reason, transient)."""
+    # Imported here, not at `import orchestra` (they cost it ~10%): an HTTP client that could
+    # raise their errors has imported them already.
+    import socket
+    import ssl
+
     for link in reversed(links):  # the root cause first
         if isinstance(link, ssl.SSLError):
             return (
