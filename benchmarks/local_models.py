@@ -35,7 +35,7 @@ import routing as recorded_bench  # the routing benchmark's data and policies (b
 
 import orchestra as oc
 from orchestra.events import ModelCalled, PlanRejected
-from orchestra.models.client import load_litellm
+from orchestra.models.loader import load_litellm
 from orchestra.testing.local_models import LocalServer, LocalServers, missing
 
 TASKS = [

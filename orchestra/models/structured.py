@@ -59,7 +59,7 @@ def dialect(spec: ModelSpec) -> StructuredOutput:
     """The structured-output dialect of `spec`: declared, else what litellm knows."""
     if spec.structured_output is not None:
         return spec.structured_output
-    from orchestra.models.client import load_litellm
+    from orchestra.models.loader import load_litellm
 
     try:
         supported = bool(load_litellm().supports_response_schema(model=spec.model))

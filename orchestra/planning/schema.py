@@ -69,7 +69,9 @@ def task_ids(count: int, *, taken: Collection[str] = ()) -> list[str]:
 
 def _described(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     """`schema` with the Task field's own description, so the model knows what it is for."""
-    description = Task.model_fields[name].description
+    # From the JSON schema: field docstrings are read when a schema is built, not at import.
+    field: dict[str, Any] = Task.model_json_schema()["properties"][name]
+    description = field.get("description")
     return {**schema, "description": description} if description else schema
 
 

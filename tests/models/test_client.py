@@ -9,7 +9,8 @@ import pytest
 
 import orchestra as oc
 from orchestra.events import ModelCalled
-from orchestra.models.client import ModelClient, load_litellm, scrub
+from orchestra.models.client import ModelClient, scrub
+from orchestra.models.loader import load_litellm
 from orchestra.testing import (
     FakeModel,
     FakeReply,
