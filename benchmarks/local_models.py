@@ -221,17 +221,23 @@ def router_benchmark(server: LocalServer, queries: int) -> None:
     result = anyio.run(orch.execute, recorded_bench.plan_of(sample), backend="asyncio")
     wall = time.perf_counter() - started
     nodes = {q.qid: result.nodes[f"q{i:05d}"] for i, q in enumerate(sample)}
-    labels = recorded_bench.load_labels(data, "dev")
+    correct = recorded_bench.load_correct(data, "dev")  # read only to score
+    small = frozenset(m for m in models if catalogue["models"][m].get("tier") != "large")
     # The router's own calls are in each node's cost; score the answering part and the router.
-    llm = recorded_bench.score("LLMRouter (SmolLM2-135M, real)", nodes, labels)
+    llm = recorded_bench.score("LLMRouter (SmolLM2-135M, real)", nodes, correct, small)
     baselines = {
-        name: recorded_bench.run_policy(recorded, sample, policy_, models)
-        for name, policy_ in recorded_bench.policies().items()
-        if name.startswith("strong") or name == recorded_bench.RECOMMENDED
+        f"strong: {recorded_bench.STRONG}": oc.routing.Fixed(recorded_bench.STRONG),
+        f"single: {recorded_bench.MINI}": oc.routing.Fixed(recorded_bench.MINI),
+        recorded_bench.RECOMMENDED: oc.routing.load_cascades(recorded_bench.PRESET),
     }
-    rows = [recorded_bench.score(name, n, labels) for name, n in baselines.items()]
-    strong = rows[0]
-    print(recorded_bench.table([*rows, llm], strong, max(rows, key=lambda r: r.accuracy)))
+    rows = [
+        recorded_bench.score(
+            name, recorded_bench.run_policy(recorded, sample, policy_, models), correct, small
+        )
+        for name, policy_ in baselines.items()
+    ]
+    best = recorded_bench.oracle(recorded_bench.cases_of(recorded, sample, correct, models))
+    print(recorded_bench.table([*rows, llm, best], rows[0], rows[1], best))
     routed = [e for e in events if isinstance(e, ModelCalled) and e.model == "router"]
     named = sum(" chose " in (n.route or "") for n in nodes.values())
     chosen: dict[str, int] = {}
