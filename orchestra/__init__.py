@@ -23,6 +23,7 @@ from orchestra.errors import (
     PlanError,
 )
 from orchestra.events import Event
+from orchestra.execution.batch import MapResult, MapStream
 from orchestra.journal import Cache, Journal, RunRecord
 from orchestra.models.breaker import BreakerPolicy
 from orchestra.models.budget import Budget
@@ -54,6 +55,8 @@ __all__ = [
     "HedgePolicy",
     "Journal",
     "JournalError",
+    "MapResult",
+    "MapStream",
     "ModelError",
     "ModelSpec",
     "NodeFailed",

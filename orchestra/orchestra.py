@@ -28,6 +28,14 @@ from orchestra.events import (
     RunFinished,
     RunStarted,
 )
+from orchestra.execution.batch import (
+    DEFAULT_CONCURRENCY,
+    MapResult,
+    MapStream,
+    collect,
+    resume_batch,
+    start_batch,
+)
 from orchestra.execution.driver import Planned, RunContext, RunDriver, usage_of
 from orchestra.execution.runner import as_text
 from orchestra.execution.scheduler import Schedule
@@ -398,6 +406,126 @@ class Orchestra:
             lambda: self.execute(plan, inputs=inputs, run_id=run_id, budget=budget),
             name="execute",
         )
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def map(
+        self,
+        work: Plan | str,
+        *,
+        inputs: Iterable[Mapping[str, Any]],
+        concurrency: int = DEFAULT_CONCURRENCY,
+        batch_id: str | None = None,
+        budget: Budget | None = None,
+        progress: bool | None = None,
+    ) -> MapStream:
+        """Run `work` once per row of `inputs`: many runs, yielded as they finish.
+
+        Each run is journaled as `BATCH:INDEX`; a failed run is reported (status `failed`
+        or `budget_exceeded`, its error in `.errors`), never fatal to the batch. Not a plan's
+        map *node* (`Task(map=...)`), which fans a task out inside one run. See
+        docs/scale.md.
+
+            async with orch.map(plan, inputs=rows, concurrency=64) as results:
+                async for result in results:
+                    ...
+
+        Args:
+            work: a `Plan` (each run executes it) or a task in words (the boss plans each run).
+            inputs: one mapping of input names to values per run.
+            concurrency: runs in flight at a time.
+            batch_id: a name for the batch, to resume it by (default: a random id).
+            budget: limits of each run (default: the Orchestra's).
+            progress: a progress bar on standard error (None: when it is a terminal).
+
+        Raises:
+            ConfigError: bad inputs or concurrency; a task in words without a boss.
+            PlanError: the plan cannot run on some row of inputs (checked before any run).
+            JournalError: when entered: the journal holds this batch id already.
+        """
+        return start_batch(
+            self,
+            work,
+            inputs=inputs,
+            concurrency=concurrency,
+            batch_id=batch_id,
+            budget=budget,
+            progress=progress,
+        )
+
+    def map_sync(
+        self,
+        work: Plan | str,
+        *,
+        inputs: Iterable[Mapping[str, Any]],
+        concurrency: int = DEFAULT_CONCURRENCY,
+        batch_id: str | None = None,
+        budget: Budget | None = None,
+        progress: bool | None = None,
+    ) -> MapResult:
+        """`map` for synchronous code: every run's result, in input order, and the summary."""
+        stream = self.map(
+            work,
+            inputs=inputs,
+            concurrency=concurrency,
+            batch_id=batch_id,
+            budget=budget,
+            progress=progress,
+        )
+        return run_sync(lambda: collect(stream), name="map")
+
+    def resume_map(
+        self,
+        batch_id: str,
+        *,
+        concurrency: int | None = None,
+        budget: Budget | None = None,
+        retry_failed: bool = False,
+        progress: bool | None = None,
+    ) -> MapStream:
+        """Finish a recorded batch (after a crash or a stop): only its unfinished runs run.
+
+        Runs that succeeded are not run again, nor those that failed unless `retry_failed`;
+        runs in flight at the crash resume from their journal; runs never started start.
+
+        Args:
+            batch_id: the batch to finish.
+            concurrency: runs in flight at a time (default: the batch's).
+            budget: limits of each run (default: the batch's).
+            retry_failed: run the failed runs again too (resumed: their finished nodes kept).
+            progress: as for `map`.
+
+        Raises:
+            JournalError: no journal; when entered: no such batch, or another process
+                drives it.
+        """
+        return resume_batch(
+            self,
+            batch_id,
+            concurrency=concurrency,
+            budget=budget,
+            retry_failed=retry_failed,
+            progress=progress,
+        )
+
+    def resume_map_sync(
+        self,
+        batch_id: str,
+        *,
+        concurrency: int | None = None,
+        budget: Budget | None = None,
+        retry_failed: bool = False,
+        progress: bool | None = None,
+    ) -> MapResult:
+        """`resume_map` for synchronous code: the runs of this session, in input order."""
+        stream = self.resume_map(
+            batch_id,
+            concurrency=concurrency,
+            budget=budget,
+            retry_failed=retry_failed,
+            progress=progress,
+        )
+        return run_sync(lambda: collect(stream), name="resume_map")
 
     # -- durability -------------------------------------------------------------------------
 
