@@ -11,7 +11,7 @@ Example:
 
 from typing import TYPE_CHECKING, Any
 
-from orchestra import checks, routing
+from orchestra import backends, checks, routing
 from orchestra.agents import Agent
 from orchestra.errors import (
     BudgetExceeded,
@@ -74,6 +74,7 @@ __all__ = [
     "Task",
     "Tool",
     "Usage",
+    "backends",
     "checks",
     "plan_problems",
     "routing",
