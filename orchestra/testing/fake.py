@@ -156,6 +156,17 @@ class FakeModel:
         """Unregister the fake; later calls to its models fail with a clear error."""
         _instances.pop(self.id, None)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to another process (a Ray actor): the script goes, not the calls made here.
+        return {**self.__dict__, "calls": [], "_used": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled in another process: the fake answers its model strings there too (its
+        calls are recorded where they are made)."""
+        self.__dict__.update(state)
+        _instances[self.id] = self
+        _register()
+
     def calls_for(self, key: str) -> list[FakeRequest]:
         """The calls made for task `key`, by agent `key` or to model `key`."""
         return [c for c in self.calls if key in (c.agent, c.task_id, c.model)]
