@@ -16,7 +16,7 @@ import anyio
 from _common import TASKS  # keeps litellm offline too: imported before orchestra
 
 import orchestra as oc
-from orchestra.models import simulated
+import orchestra.simulated as simulated
 
 
 async def measure(task: str, *, stream: bool, scale: float) -> tuple[float, float]:

@@ -9,6 +9,7 @@ Example:
 `import orchestra` stays fast: litellm is imported on the first model call.
 """
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from orchestra import backends, checks, routing
@@ -38,7 +39,7 @@ from orchestra.tools import Tool
 from orchestra.validation import plan_problems, validate_plan
 
 if TYPE_CHECKING:
-    from orchestra.models import simulated
+    from orchestra import simulated
 
 __version__ = "0.1.0"
 
@@ -87,7 +88,5 @@ def __getattr__(name: str) -> Any:
     # The simulated constellation brings the testing kit (and its HTTP server) with it: load
     # it on first use, so `import orchestra` stays fast.
     if name == "simulated":
-        from orchestra.models import simulated
-
-        return simulated
+        return importlib.import_module("orchestra.simulated")
     raise AttributeError(f"module 'orchestra' has no attribute {name!r}")

@@ -13,9 +13,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+import orchestra.simulated as simulated
 from orchestra.config import CONFIG_FILE, load_orchestra
 from orchestra.events import EventSink
-from orchestra.models import simulated
 from orchestra.orchestra import Orchestra
 from orchestra.results import RunResult
 

@@ -18,6 +18,7 @@ __all__ = [
     "BudgetStopped",
     "CallTimedOut",
     "CheckFailed",
+    "ConcurrencyRestored",
     "Escalated",
     "Event",
     "EventSink",
@@ -31,6 +32,7 @@ __all__ = [
     "NodeStarted",
     "PlanReady",
     "PlanRejected",
+    "RateLimited",
     "Replanned",
     "RetryScheduled",
     "RunFinished",
@@ -114,6 +116,10 @@ class ModelCalled(_Event):
     """A short, low-cardinality class of the error (`ModelError`, `429`...), for tracing."""
     cached: bool = False
     """True when the response cache answered: no request was sent and nothing was charged."""
+    estimated: bool = False
+    """True when the provider reported no usage: the tokens and cost are orchestra's estimate."""
+    waited: float = 0.0
+    """Seconds the call waited for admission (its model's queue, rate window or pause)."""
 
 
 class NodeFinished(_Event):
@@ -242,6 +248,28 @@ class Escalated(_Event):
     """The routing policy's reason for these models."""
 
 
+class RateLimited(_Event):
+    """A model answered 429: its queue pauses for `pause` s and its effective concurrency
+    drops to `concurrency` (AIMD: it grows back by one per answered call). The call waits and
+    is sent again; this spends the run's time, not the call's retries."""
+
+    kind: Literal["rate_limited"] = "rate_limited"
+    task_id: str
+    model: str
+    pause: float
+    concurrency: int | None
+    """Calls the model may now have in flight (None: unlimited)."""
+
+
+class ConcurrencyRestored(_Event):
+    """A model that was rate limited is back to its full concurrency (`max_concurrency`, None:
+    unlimited)."""
+
+    kind: Literal["concurrency_restored"] = "concurrency_restored"
+    model: str
+    concurrency: int | None
+
+
 Event = Annotated[
     RunStarted
     | PlanRejected
@@ -261,7 +289,9 @@ Event = Annotated[
     | NodeRouted
     | BudgetStopped
     | CheckFailed
-    | Escalated,
+    | Escalated
+    | RateLimited
+    | ConcurrencyRestored,
     Field(discriminator="kind"),
 ]
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)

@@ -20,14 +20,18 @@ from orchestra.errors import (
     BudgetExceeded,
     ConfigError,
     JournalError,
+    NodeFailed,
     OrchestraError,
 )
 from orchestra.events import (
+    BudgetStopped,
     Event,
     EventSink,
     RunFinished,
     RunStarted,
 )
+from orchestra.execution.backends import Backend
+from orchestra.execution.backends.local import LocalBackend
 from orchestra.execution.batch import (
     DEFAULT_CONCURRENCY,
     MapResult,
@@ -37,23 +41,25 @@ from orchestra.execution.batch import (
     start_batch,
 )
 from orchestra.execution.driver import Planned, RunContext, RunDriver, usage_of
-from orchestra.execution.runner import as_text
+from orchestra.execution.durations import Durations, predictor
+from orchestra.execution.runner import NodeRunner, as_text
 from orchestra.execution.scheduler import Schedule
 from orchestra.journal.cache import Cache
 from orchestra.journal.recorder import RunRecorder
 from orchestra.journal.records import RunRecord
 from orchestra.journal.store import Journal, default_journal_path
-from orchestra.models.admission import ModelLimits
+from orchestra.models.admission import PLANNING, Admission
 from orchestra.models.breaker import CircuitBreakers
-from orchestra.models.budget import Budget
+from orchestra.models.budget import Account, Budget, BudgetRefused
+from orchestra.models.calls import CallSite, ModelCalls
 from orchestra.models.client import ModelClient
 from orchestra.models.constellation import Constellation
 from orchestra.models.resilience import Resilience
 from orchestra.models.spec import ModelSpec
 from orchestra.observe.stream import EventStream
 from orchestra.plan import Plan
-from orchestra.planning.boss import Planner
-from orchestra.results import RunResult
+from orchestra.planning.boss import PLAN_TASK, Planner
+from orchestra.results import RunResult, Usage
 from orchestra.routing.base import RoutingPolicy
 from orchestra.routing.policies import Cheapest
 from orchestra.validation import validate_plan
@@ -126,6 +132,8 @@ class Orchestra:
         max_replans: int = 2,
         journal: str | os.PathLike[str] | Journal | bool | None = True,
         cache: bool | Cache | None = None,
+        max_concurrent_calls: int | None = None,
+        backend: Backend | None = None,
     ) -> None:
         """Configure the system.
 
@@ -134,7 +142,8 @@ class Orchestra:
             agents: the roles tasks are given to; with none, one general `assistant`.
             boss: spec name of the planning model; needed by `run`, not by `execute`.
             router: places agents that pin no model (default: `routing.Cheapest()`).
-            budget: default limits of every run.
+            budget: limits of every run: a run's own budget (`run`/`execute` `budget=`) and
+                a task's (`Task(budget=)`) are held inside it. See docs/budgets.md.
             max_parallel: at most this many nodes in flight in a run (None: no cap beyond
                 each model's `max_concurrency`).
             on_event: called with every event of every run.
@@ -146,6 +155,10 @@ class Orchestra:
                 None or False: not recorded. See docs/durability.md.
             cache: answer identical requests from a response cache: True, or a `Cache` with
                 its TTL and agents (default: off).
+            max_concurrent_calls: at most this many model calls in flight over every model
+                and run of this Orchestra; waiting calls go in critical-path priority order
+                (None: only each model's `max_concurrency`).
+            backend: where nodes run (default: in this process; see `orchestra.backends`).
 
         Raises:
             ConfigError: an unknown boss or pinned model, duplicate agent names, or bad limits.
@@ -170,6 +183,10 @@ class Orchestra:
             )
         if max_parallel is not None and max_parallel < 1:
             raise ConfigError(f"max_parallel must be at least 1, not {max_parallel}")
+        if max_concurrent_calls is not None and max_concurrent_calls < 1:
+            raise ConfigError(
+                f"max_concurrent_calls must be at least 1, not {max_concurrent_calls}"
+            )
         if plan_attempts < 1:
             raise ConfigError(f"plan_attempts must be at least 1, not {plan_attempts}")
         self.boss = boss
@@ -185,11 +202,28 @@ class Orchestra:
         self.cache: Cache | None = _cache(cache)
         """The response cache's settings (None: no cache)."""
         self._sinks: list[EventSink] = [on_event] if on_event is not None else []
-        self._client = ModelClient()
-        self._limits = ModelLimits()
-        # Breakers outlive runs: a provider that failed in the last run is still suspect.
+        # Breakers, admission queues and learned token counts and durations outlive runs: a
+        # provider that failed or rate limited the last run is still suspect.
         self.breakers = CircuitBreakers()
-        self._resilience = Resilience(breakers=self.breakers)
+        self.admission = Admission(max_calls=max_concurrent_calls)
+        """Where this Orchestra's model calls wait their turn (see docs/budgets.md)."""
+        self._calls = ModelCalls(
+            models=self.models,
+            client=ModelClient(),
+            admission=self.admission,
+            resilience=Resilience(breakers=self.breakers),
+        )
+        self._durations = Durations(predict=predictor(self.models, self.agents))
+        self.backend: Backend = backend or LocalBackend(
+            NodeRunner(
+                constellation=self.models,
+                agents=self.agents,
+                router=self.router,
+                calls=self._calls,
+                breakers=self.breakers,
+            )
+        )
+        """Where nodes run (default: this process)."""
 
     # -- events -----------------------------------------------------------------------------
 
@@ -217,9 +251,7 @@ class Orchestra:
             boss=self.boss,
             constellation=self.models,
             agents=list(self.agents.values()),
-            client=self._client,
-            limits=self._limits,
-            resilience=self._resilience,
+            calls=self._calls,
             emit=self._emit,
             max_attempts=self.plan_attempts,
         )
@@ -232,7 +264,15 @@ class Orchestra:
             PlanError: the boss gave no valid plan (`.attempts` holds its answers).
             ModelError: the boss model failed.
         """
-        plan, _ = await self._planner().plan(task, inputs=list(inputs or {}))
+        site = CallSite(
+            run_id=f"plan-{uuid.uuid4().hex[:8]}",
+            task_id=PLAN_TASK,
+            agent="plan",
+            priority=PLANNING,
+            account=Account("planning", self.budget),
+            emit=self._emit,
+        )
+        plan, _ = await self._planner().plan(task, site=site, inputs=list(inputs or {}))
         return plan
 
     def plan_sync(self, task: str, *, inputs: Mapping[str, Any] | None = None) -> Plan:
@@ -268,42 +308,85 @@ class Orchestra:
         """
         run_id = run_id or uuid.uuid4().hex[:12]
         planned = Planned(task, self._planner())
-        context = RunContext(run_id, budget or self.budget, _now(), inputs or {}, planned)
+        context = self._context(run_id, budget, _now(), inputs or {}, planned)
         return await self._recorded(context, self._planned_run)
+
+    def _context(
+        self,
+        run_id: str,
+        budget: Budget | None,
+        started: datetime,
+        inputs: Mapping[str, Any],
+        planned: Planned | None = None,
+        *,
+        replans: int = 0,
+        spent: Usage | None = None,
+    ) -> RunContext:
+        """A run's context: its budget held inside the Orchestra's, and its account."""
+        effective = (budget or self.budget).within(self.budget)
+        account = Account(f"run {run_id!r}", effective)
+        if spent is not None:  # an earlier session's spending counts
+            account.charge(usd=spent.cost_usd, tokens=spent.total_tokens, estimated=spent.estimated)
+        return RunContext(
+            run_id, effective, started, inputs, planned, replans=replans, account=account
+        )
 
     async def _planned_run(self, context: RunContext) -> RunResult:
         """The body of `run`: the boss plans the task, then the plan runs."""
-        run_id, budget, started = context.run_id, context.budget, context.started
+        run_id, budget = context.run_id, context.budget
         if context.planned is None:  # pragma: no cover - `run` and `resume` set it
             raise ConfigError("a planned run needs its task")
         task, planner = context.planned.task, context.planned.planner
-        planned = context.planned
         self._emit(RunStarted(run_id=run_id, task=task))
+        driver = self._driver()
         if self.models[planner.boss].stream:
-            return await self._driver().execute(context, planned)
+            try:
+                return await driver.execute(context, context.planned)
+            except (NodeFailed, BudgetExceeded):
+                raise  # the driver reported the run's end
+            except OrchestraError as exc:
+                raise self._planning_failed(context, Usage(), exc) from exc.__cause__
+        site = context.planning_site(self._emit)
         answer = None
         with anyio.move_on_after(budget.max_seconds or math.inf):
             try:
-                answer = await planner.plan(task, inputs=list(context.inputs), run_id=run_id)
-            except OrchestraError:
-                self._emit(
-                    RunFinished(
-                        run_id=run_id,
-                        status="failed",
-                        cost_usd=0.0,
-                        seconds=(_now() - started).total_seconds(),
-                    )
-                )
-                raise
+                answer = await planner.plan(task, site=site, inputs=list(context.inputs))
+            except OrchestraError as exc:
+                raise self._planning_failed(context, site.spent, exc) from exc.__cause__
         if answer is None:
-            result = self._driver().result(run_id, None, Schedule(stopped="max_seconds"), started)
-            raise BudgetExceeded(
+            stopped = BudgetRefused(
                 f"run {run_id} hit max_seconds={budget.max_seconds} while the boss was planning",
                 limit="max_seconds",
-                result=result,
+                account=f"run {run_id}",
             )
+            raise self._planning_failed(context, site.spent, stopped)
         plan, completions = answer
-        return await self._driver().execute(context, plan, spent=usage_of(completions))
+        return await driver.execute(context, plan, spent=usage_of(completions))
+
+    def _planning_failed(
+        self, context: RunContext, spent: Usage, exc: OrchestraError
+    ) -> OrchestraError:
+        """The error to raise for a run that ended while the boss was planning, with what the
+        boss cost reported (a spent budget becomes `BudgetExceeded`)."""
+        run_id, started = context.run_id, context.started
+        cost = max(spent.cost_usd, context.account.spent_usd)
+        seconds = (_now() - started).total_seconds()
+        if not isinstance(exc, BudgetRefused):
+            self._emit(RunFinished(run_id=run_id, status="failed", cost_usd=cost, seconds=seconds))
+            return exc
+        schedule = Schedule(usage=spent, stopped=exc.limit)
+        result = self._driver().result(run_id, None, schedule, started)
+        self._emit(
+            BudgetStopped(run_id=run_id, limit=exc.limit, cost_usd=cost, tokens=spent.total_tokens)
+        )
+        self._emit(
+            RunFinished(run_id=run_id, status="budget_exceeded", cost_usd=cost, seconds=seconds)
+        )
+        return BudgetExceeded(
+            f"run {run_id} stopped while the boss was planning: {exc}",
+            limit=exc.limit,
+            result=result,
+        )
 
     def run_sync(
         self,
@@ -385,7 +468,7 @@ class Orchestra:
         validate_plan(
             plan, agents=self.agents.keys(), models=self.models.names, inputs=(inputs or {}).keys()
         )
-        context = RunContext(run_id, budget or self.budget, started, inputs or {})
+        context = self._context(run_id, budget, started, inputs or {})
 
         async def body(context: RunContext) -> RunResult:
             self._emit(RunStarted(run_id=run_id))
@@ -587,13 +670,14 @@ class Orchestra:
         except BaseException:
             recorder.abandon()  # gives the run back as it was
             raise
-        context = RunContext(
+        context = self._context(
             run_id,
             budget or stored.budget,
             _now(),
             stored.inputs,
             planned,
             replans=stored.replans,
+            spent=stored.spent,
         )
 
         async def body(context: RunContext) -> RunResult:
@@ -639,17 +723,15 @@ class Orchestra:
                 self._sinks.remove(recorder)
 
     def _driver(self) -> RunDriver:
-        # Built per run from the current settings: users may change router or max_replans.
+        # Built per run from the current settings: users may change max_replans.
         return RunDriver(
             models=self.models,
             agents=self.agents,
-            router=self.router,
-            client=self._client,
-            limits=self._limits,
-            resilience=self._resilience,
+            backend=self.backend,
             emit=self._emit,
             max_parallel=self.max_parallel,
             max_replans=self.max_replans,
+            durations=self._durations,
         )
 
     def __repr__(self) -> str:

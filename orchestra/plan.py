@@ -20,6 +20,7 @@ from pydantic import AfterValidator, ConfigDict, Field, ValidationError
 
 from orchestra._base import Frozen, Names, describe_validation_error
 from orchestra.errors import OrchestraError, PlanError
+from orchestra.models.budget import Budget
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -137,6 +138,9 @@ class Task(Frozen):
     item, and the task's own output is the list of their outputs."""
     max_items: int = Field(default=50, ge=1, le=1000)
     """With `map`: at most this many items (more fail the task rather than run up a bill)."""
+    budget: Budget | None = None
+    """Limits of this task's own calls (with `map`: of all its items together), held inside
+    the run's budget. A call that would not fit fails the task (it can be replanned)."""
 
     @classmethod
     def invalid(cls, data: dict[str, Any], exc: ValidationError) -> OrchestraError:

@@ -39,14 +39,29 @@ class Usage(BaseModel):
     """Tokens times the spec's prices."""
     calls: int = 0
     """Model calls made."""
+    estimated: bool = False
+    """True when some of these figures are orchestra's estimate: a provider reported no usage
+    for some call (see docs/budgets.md)."""
     by_model: dict[str, Usage] = Field(default_factory=dict[str, "Usage"])
     """The same figures per model spec name (their own `by_model` is empty)."""
 
     @classmethod
-    def of(cls, model: str, *, input_tokens: int, output_tokens: int, cost_usd: float) -> Usage:
-        """Usage of one call on `model`."""
+    def of(
+        cls,
+        model: str,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        cost_usd: float,
+        estimated: bool = False,
+    ) -> Usage:
+        """Usage of one call on `model` (`estimated`: the provider reported no usage)."""
         one = cls(
-            input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost_usd, calls=1
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost_usd,
+            calls=1,
+            estimated=estimated,
         )
         return one.model_copy(update={"by_model": {model: one}})
 
@@ -65,6 +80,7 @@ class Usage(BaseModel):
             output_tokens=self.output_tokens + other.output_tokens,
             cost_usd=self.cost_usd + other.cost_usd,
             calls=self.calls + other.calls,
+            estimated=self.estimated or other.estimated,
             by_model=by_model,
         )
 

@@ -69,10 +69,14 @@ max_usd = 1.0
 model = "openai/chief"
 api_base = "{server.url}"
 api_key = "k"
+input_cost = 2.5
+output_cost = 10.0
 [models.worker]
 model = "openai/worker"
 api_base = "{server.url}"
 api_key = "k"
+input_cost = 0
+output_cost = 0
 [agents.helper]
 description = "helps"
 model = "worker"

@@ -104,7 +104,9 @@ async def test_fast_chain_beats_slow_sibling_by_server_clock(
 async def test_budget_stop_over_http_keeps_finished(server: OpenAICompatibleServer) -> None:
     """A spent budget stops dispatch; finished nodes are in the error's result."""
     server.handler = lambda r: Reply("x", input_tokens=1_000_000, output_tokens=0)
-    orch = oc.Orchestra(models=[spec(server, "m", input_cost=1.0)], agents=[oc.Agent(name="w")])
+    orch = oc.Orchestra(
+        models=[spec(server, "m", input_cost=1.0, output_cost=0.0)], agents=[oc.Agent(name="w")]
+    )
     plan = oc.Plan(
         tasks=[
             oc.Task(id="a", agent="w", prompt="a"),

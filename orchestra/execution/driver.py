@@ -7,16 +7,16 @@ failure (with loop guards), and turns the schedule into a `RunResult` or a typed
 
 from __future__ import annotations
 
-import statistics
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
 from orchestra.agents import Agent
-from orchestra.errors import BudgetExceeded, NodeFailed, PlanError
+from orchestra.errors import BudgetExceeded, JournalError, NodeFailed, PlanError
 from orchestra.events import (
     BudgetStopped,
     EventSink,
@@ -24,25 +24,23 @@ from orchestra.events import (
     Replanned,
     RunFinished,
 )
-from orchestra.execution.runner import NodeRunner, as_text
-from orchestra.execution.scheduler import Schedule, Scheduler
-from orchestra.journal.recorder import RunRecorder
-from orchestra.models.admission import ModelLimits
-from orchestra.models.budget import Budget
-from orchestra.models.client import Completion, ModelClient
+from orchestra.execution.backends import Backend
+from orchestra.execution.durations import Durations
+from orchestra.execution.runner import as_text
+from orchestra.execution.scheduler import RunNode, Schedule, Scheduler
+from orchestra.execution.work import NodeWork, RunScope
+from orchestra.memory import Notes
+from orchestra.models.admission import PLANNING
+from orchestra.models.budget import Account, Budget
+from orchestra.models.calls import AnswerCache, CallKeys, CallSite
+from orchestra.models.client import Completion
 from orchestra.models.constellation import Constellation
-from orchestra.models.resilience import Resilience
-from orchestra.models.tokens import estimate_tokens
 from orchestra.plan import Plan, Task
-from orchestra.planning.boss import Planner
+from orchestra.planning.boss import PLAN_TASK, Planner
 from orchestra.planning.replan import LoopGuard
 from orchestra.results import NodeResult, RunResult, Usage
-from orchestra.routing.base import RoutingPolicy
 
-__all__ = ["Planned", "RunContext", "RunDriver", "usage_of"]
-
-# What a typical worker answer costs in output tokens, for critical-path estimates.
-_TYPICAL_OUTPUT_TOKENS = 300
+__all__ = ["Planned", "RunContext", "RunDriver", "RunJournal", "usage_of"]
 
 
 def _now() -> datetime:
@@ -54,9 +52,39 @@ def usage_of(completions: Iterable[Completion]) -> Usage:
     total = Usage()
     for c in completions:
         total = total + Usage.of(
-            c.model, input_tokens=c.input_tokens, output_tokens=c.output_tokens, cost_usd=c.cost_usd
+            c.model,
+            input_tokens=c.input_tokens,
+            output_tokens=c.output_tokens,
+            cost_usd=c.cost_usd,
+            estimated=c.estimated,
         )
     return total
+
+
+class RunJournal(Protocol):
+    """What the driver needs of a run's journal writer (`orchestra.journal.RunRecorder`)."""
+
+    @property
+    def broken(self) -> JournalError | None:
+        """Why the journal stopped accepting writes (None while it works)."""
+        ...
+
+    @property
+    def cache(self) -> AnswerCache | None:
+        """The response cache of this session (None: no cache)."""
+        ...
+
+    def caches(self, agent: str) -> bool:
+        """Whether the response cache applies to `agent`'s calls."""
+        ...
+
+    def wrap(self, run_node: RunNode) -> RunNode:
+        """`run_node` with each dispatch and result recorded around it."""
+        ...
+
+    def record_plan(self, plan: Plan, *, failed_task: str | None = None) -> None:
+        """Record a plan, or a replan merged into the plan so far."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -69,54 +97,77 @@ class Planned:
 
 @dataclass(frozen=True)
 class RunContext:
-    """What one run is: its id, budget, start, inputs, how it was planned (if it was), and
-    its journal writer."""
+    """What one run is: its id, budget (and the account spending it), start, inputs, how it
+    was planned (if it was), and its journal writer."""
 
     run_id: str
     budget: Budget
     started: datetime
     inputs: Mapping[str, Any]
     planned: Planned | None = None
-    recorder: RunRecorder | None = None
+    recorder: RunJournal | None = None
     replans: int = 0
     """Replans the run made before this session (a resumed run)."""
+    account: Account = field(default_factory=lambda: Account("run", Budget()))
+    """The run's budget account: every model call of the run reserves and settles here."""
+
+    def planning_site(self, emit: EventSink) -> CallSite:
+        """Where the boss's calls for this run come from: first in line, on the run's budget."""
+        recorder = self.recorder
+        return CallSite(
+            run_id=self.run_id,
+            task_id=PLAN_TASK,
+            agent="plan",
+            priority=PLANNING,
+            account=self.account,
+            # Retries of one boss request share a key; each planning session has its own.
+            keys=CallKeys(f"{self.run_id}:{PLAN_TASK}:{uuid.uuid4().hex[:8]}"),
+            cache=recorder.cache if recorder is not None and recorder.caches("plan") else None,
+            emit=emit,
+        )
 
 
 @dataclass
 class RunDriver:
-    """Runs plans with one Orchestra's models, agents, policies and shared limits."""
+    """Runs plans with one Orchestra's models, agents, backend and shared durations."""
 
     models: Constellation
     agents: Mapping[str, Agent]
-    router: RoutingPolicy
-    client: ModelClient
-    limits: ModelLimits
-    resilience: Resilience
+    backend: Backend
     emit: EventSink
     max_parallel: int | None
     max_replans: int
+    durations: Durations
 
-    def _weight(self, task: Task) -> float:
-        """Estimated seconds of a task, for critical-path priorities."""
-        pinned = task.model or self.agents[task.agent].model
-        specs = [self.models[pinned]] if pinned is not None else list(self.models)
-        prompt_tokens = estimate_tokens(task.prompt)
-        return statistics.fmean(
-            s.predict_latency(prompt_tokens=prompt_tokens, output_tokens=_TYPICAL_OUTPUT_TOKENS)
-            for s in specs
+    def _scope(self, context: RunContext) -> RunScope:
+        recorder = context.recorder
+        return RunScope(
+            run_id=context.run_id,
+            account=context.account,
+            emit=self.emit,
+            notes=Notes(),
+            cache=recorder.cache if recorder is not None else None,
+            caches=recorder.caches if recorder is not None else (lambda _agent: True),
         )
 
-    def _scheduler(self, context: RunContext, runner: NodeRunner, spent: Usage) -> Scheduler:
+    def _scheduler(self, context: RunContext, scope: RunScope, spent: Usage) -> Scheduler:
         left = context.budget.max_seconds
         if left is not None:
             left = max(left - (_now() - context.started).total_seconds(), 1e-3)
+        backend = self.backend
+
+        async def run_node(work: NodeWork) -> Any:
+            return await backend.run(work, scope)
+
         recorder = context.recorder
         return Scheduler(
             run_id=context.run_id,
-            run_node=runner.run if recorder is None else recorder.wrap(runner.run),
-            budget=context.budget.model_copy(update={"max_seconds": left}),
+            run_node=run_node if recorder is None else recorder.wrap(run_node),
+            account=context.account,
+            deadline=left,
+            inputs={name: as_text(value) for name, value in context.inputs.items()},
             max_parallel=self.max_parallel,
-            weight=self._weight,
+            durations=self.durations,
             emit=self.emit,
             usage=spent,
         )
@@ -141,6 +192,7 @@ class RunDriver:
         """
         schedule = Schedule()
         plan: Plan | None = None
+        failure: Exception | None = None
 
         async with anyio.create_task_group() as group:
 
@@ -154,17 +206,22 @@ class RunDriver:
             try:
                 plan, completions = await planned.planner.plan_streaming(
                     planned.task,
+                    site=context.planning_site(self.emit),
                     dispatch=lambda task: scheduler.add([task]),
                     inputs=list(context.inputs),
-                    run_id=context.run_id,
                 )
-            except BaseException:
-                group.cancel_scope.cancel()  # the plan never validated: stop its tasks
-                raise
+            except Exception as exc:
+                # The plan never validated: stop its tasks, and raise the error itself once
+                # the task group is closed (not wrapped in an exception group).
+                failure = exc
+                group.cancel_scope.cancel()
+            else:
+                scheduler.charge(usage_of(completions))
+                self._plan_ready(context, plan)
             finally:
                 scheduler.close()
-            scheduler.charge(usage_of(completions))
-            self._plan_ready(context, plan)
+        if failure is not None:
+            raise failure
         if plan is None and scheduler.tasks:
             plan = Plan(tasks=scheduler.tasks)
         return plan, schedule
@@ -177,18 +234,8 @@ class RunDriver:
         spent: Usage | None = None,
         seed: tuple[Sequence[Task], Mapping[str, NodeResult]] = ((), {}),
     ) -> RunResult:
-        runner = NodeRunner(
-            run_id=context.run_id,
-            constellation=self.models,
-            agents=self.agents,
-            router=self.router,
-            client=self.client,
-            limits=self.limits,
-            inputs={name: as_text(value) for name, value in context.inputs.items()},
-            emit=self.emit,
-            resilience=self.resilience,
-        )
-        scheduler = self._scheduler(context, runner, spent or Usage())
+        scope = self._scope(context)
+        scheduler = self._scheduler(context, scope, spent or Usage())
         if isinstance(plan, Planned):
             streamed, schedule = await self._stream_plan(context, plan, scheduler)
             if streamed is None:
@@ -216,8 +263,8 @@ class RunDriver:
                 failed=schedule.failed,
                 error=failed.error or "",
                 not_run=schedule.not_run,
+                site=context.planning_site(self.emit),
                 inputs=list(context.inputs),
-                run_id=context.run_id,
             )
             loop = guard.check(new.tasks)
             if loop is not None:
@@ -237,7 +284,7 @@ class RunDriver:
             plan = Plan(tasks=(*ran, *new.tasks), output=answer)
             if context.recorder is not None:
                 context.recorder.record_plan(plan, failed_task=schedule.failed)
-            scheduler = self._scheduler(context, runner, schedule.usage + usage_of(completions))
+            scheduler = self._scheduler(context, scope, schedule.usage + usage_of(completions))
             scheduler.seed(ran, schedule.nodes)
             scheduler.add(new.tasks)
             scheduler.close()

@@ -9,9 +9,8 @@ the model; if it asks for tools, run them (concurrently) and call again, at most
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,23 +20,23 @@ from pydantic import BaseModel
 from orchestra.agents import Agent
 from orchestra.checks import Answer, AskModel, CheckContext
 from orchestra.errors import ConfigError, ModelError, OrchestraError
-from orchestra.events import CheckFailed, Escalated, EventSink, ModelCalled
-from orchestra.execution.priority import DISPATCH, Dispatch
-from orchestra.journal.calls import NODE_CALLS
+from orchestra.events import CheckFailed, Escalated, EventSink
+from orchestra.execution.work import NodeOutcome, NodeWork, RunScope
 from orchestra.memory import NOTES, Notes, Summarise, compact, context_budget
-from orchestra.models.admission import ModelLimits
-from orchestra.models.calls import complete_within
-from orchestra.models.client import Completion, ModelClient, ToolCall
+from orchestra.models.breaker import CircuitBreakers
+from orchestra.models.budget import BudgetRefused
+from orchestra.models.calls import CallKeys, CallRequest, CallSite, ModelCalls
+from orchestra.models.client import Completion, ToolCall
 from orchestra.models.constellation import Constellation
-from orchestra.models.resilience import CallContext, Resilience
 from orchestra.models.spec import ModelSpec
 from orchestra.models.tokens import estimate_tokens
 from orchestra.plan import Task, render_prompt
 from orchestra.results import Attempt, NodeResult, Usage
 from orchestra.routing.base import RouteDecision, RouteRequest, RoutingPolicy, decide
+from orchestra.routing.estimate import price
 from orchestra.tools import Tool
 
-__all__ = ["NodeOutcome", "NodeRunner", "as_text"]
+__all__ = ["NodeRunner", "as_text"]
 
 
 def _now() -> datetime:
@@ -51,14 +50,6 @@ def as_text(output: Any) -> str:
     if isinstance(output, BaseModel):
         return output.model_dump_json()
     return json.dumps(output, default=str)
-
-
-@dataclass(frozen=True)
-class NodeOutcome:
-    """A node's result, and the exception behind its failure (None when it succeeded)."""
-
-    result: NodeResult
-    error: BaseException | None = None
 
 
 # At most this many rounds of models per node, whatever the routing policy asks.
@@ -79,6 +70,7 @@ class _Tally:
                 input_tokens=completion.input_tokens,
                 output_tokens=completion.output_tokens,
                 cost_usd=completion.cost_usd,
+                estimated=completion.estimated,
             )
             + completion.extra
         )
@@ -92,21 +84,64 @@ def _messages(agent: Agent, prompt: str) -> list[dict[str, Any]]:
     return messages
 
 
-@dataclass
+@dataclass(frozen=True)
 class NodeRunner:
-    """Runs single nodes of one run; shares the Orchestra's client and limits."""
+    """Runs single nodes with one Orchestra's models, agents, router and model-call door."""
 
-    run_id: str
     constellation: Constellation
     agents: Mapping[str, Agent]
     router: RoutingPolicy
-    client: ModelClient
-    limits: ModelLimits
-    inputs: Mapping[str, str]
-    emit: EventSink
-    resilience: Resilience
+    calls: ModelCalls
+    breakers: CircuitBreakers
+
+    async def run(self, work: NodeWork, scope: RunScope) -> NodeOutcome:
+        """Run `work`'s task, given the outputs of the tasks it depends on, for `scope`'s run."""
+        agent = self.agents[work.task.agent]
+        site = CallSite(
+            run_id=work.run_id,
+            task_id=work.task.id,
+            agent=agent.name,
+            priority=work.priority,
+            account=scope.account_for(work),
+            keys=None if work.key is None else CallKeys(work.key),
+            cache=scope.cache if scope.caches(agent.name) else None,
+            emit=scope.emit,
+        )
+        node = _NodeRun(
+            constellation=self.constellation,
+            agents=self.agents,
+            router=self.router,
+            calls=self.calls,
+            breakers=self.breakers,
+            work=work,
+            site=site,
+            notes=scope.notes,
+        )
+        return await node.run(work.task, work.outputs)
+
+
+@dataclass
+class _NodeRun:
+    """One node being run: the runner's parts, the work, and where its calls come from."""
+
+    constellation: Constellation
+    agents: Mapping[str, Agent]
+    router: RoutingPolicy
+    calls: ModelCalls
+    breakers: CircuitBreakers
+    work: NodeWork
+    site: CallSite
     notes: Notes = field(default_factory=Notes)
-    _clock: Callable[[], float] = time.monotonic
+
+    @property
+    def run_id(self) -> str:
+        """The run the node belongs to."""
+        return self.work.run_id
+
+    @property
+    def emit(self) -> EventSink:
+        """Where the node's events go."""
+        return self.site.emit
 
     async def route(
         self,
@@ -156,17 +191,15 @@ class NodeRunner:
         stage: int,
         spent: float,
     ) -> RouteRequest:
-        # The scheduler put the node's timing and the run's budget left in the task's context.
-        dispatch = DISPATCH.get() or Dispatch()
-        left = dispatch.budget_left_usd
+        left = self.work.budget_left_usd
         return RouteRequest(
             task,
             agent,
             prompt,
             candidates,
-            unavailable=self.resilience.breakers.unavailable(),
+            unavailable=self.breakers.unavailable(),
             budget_left_usd=None if left is None else left - spent,
-            timing=dispatch.timing,
+            timing=self.work.timing,
             stage=stage,
             answers=tuple(answers),
         )
@@ -176,12 +209,12 @@ class NodeRunner:
         started = _now()
         agent = self.agents[task.agent]
         tally = _Tally()
-        attempts: list[Attempt] = []
+        attempts = self.site.attempts
         model: str | None = None
         route: str | None = None
         try:
             deps = {dep: as_text(outputs[dep]) for dep in task.after}
-            values = {NOTES: self.notes.read(), **self.inputs, **deps}
+            values = {NOTES: self.notes.read(), **self.work.inputs, **deps}
             prompt = render_prompt(task.prompt, values)
             router = self._asker(task, agent, attempts, tally, reason="routing: choosing a model")
             decision = await self.route(task, agent, prompt, router)
@@ -200,7 +233,7 @@ class NodeRunner:
                     agent=agent.name,
                     output=output,
                     model=model,
-                    usage=tally.usage,
+                    usage=self.site.spent,
                     started=started,
                     finished=_now(),
                     attempts=tuple(attempts),
@@ -212,7 +245,7 @@ class NodeRunner:
                 task_id=task.id,
                 agent=agent.name,
                 model=model,
-                usage=tally.usage,
+                usage=self.site.spent,
                 started=started,
                 finished=_now(),
                 attempts=tuple(attempts),
@@ -293,7 +326,7 @@ class NodeRunner:
                 router,
                 answers=answers,
                 stage=stage + 1,
-                spent=tally.usage.cost_usd,
+                spent=self.site.spent.cost_usd,
             )
             notes.append(decision.reason)
             self.emit(
@@ -327,6 +360,7 @@ class NodeRunner:
     ) -> list[Answer]:
         """One round: every model at once, each in its own tool loop; failures become answers."""
         answers: list[Answer | None] = [None] * len(models)
+        refused: list[BudgetRefused] = []
 
         async def one(index: int, name: str) -> None:
             mine = _Tally()
@@ -343,6 +377,8 @@ class NodeRunner:
                     asked=name if done.model != name else None,
                     output_tokens=mine.usage.output_tokens,
                 )
+            except BudgetRefused as exc:
+                refused.append(exc)  # a spent budget stops the node, it is not a wrong answer
             except OrchestraError as exc:
                 answers[index] = Answer(
                     model=name, text=None, cost_usd=mine.usage.cost_usd, stage=stage, error=str(exc)
@@ -353,6 +389,8 @@ class NodeRunner:
         async with anyio.create_task_group() as group:
             for index, name in enumerate(models):
                 group.start_soon(one, index, name)
+        if refused:
+            raise refused[0]
         return [a for a in answers if a is not None]
 
     def _asker(
@@ -390,72 +428,14 @@ class NodeRunner:
         step: int,
         attempts: list[Attempt],
     ) -> Completion:
-        metadata = {"run_id": self.run_id, "task_id": task.id, "agent": agent.name, "step": step}
+        """One model call of the node, through the door (attempts go to the node's site)."""
         tools = [t.schema() for t in self._tools(task, agent)]
-        # The journal's hook: the request's idempotency key, and the response cache.
-        calls = NODE_CALLS.get()
-        cache = calls.cache if calls is not None else None
-        if calls is not None:
-            metadata["idempotency_key"] = calls.next_key()
-        hit = cache.get(self.constellation[decision.model], messages, tools) if cache else None
-        if hit is not None:
-            now = _now()
-            attempts.append(Attempt(model=hit.model, started=now, finished=now, cached=True))
-            reason = f"cache hit (no request, no cost); {decision.reason}"
-            self.emit(
-                ModelCalled(
-                    run_id=self.run_id, task_id=task.id, model=hit.model, reason=reason, cached=True
-                )
-            )
-            return hit
-
-        async def send(spec: ModelSpec) -> Completion:
-            started = self._clock()
-            try:
-                completion = await complete_within(
-                    self.limits, self.client, spec, messages, tools=tools, metadata=metadata
-                )
-            except ModelError as exc:
-                self.emit(
-                    ModelCalled(
-                        run_id=self.run_id,
-                        task_id=task.id,
-                        model=spec.name,
-                        reason=decision.reason,
-                        seconds=self._clock() - started,
-                        error=str(exc),
-                        error_type=str(exc.status_code or type(exc.__cause__ or exc).__name__),
-                    )
-                )
-                raise
-            if cache is not None:
-                cache.put(spec, messages, tools, completion)
-            self.emit(
-                ModelCalled(
-                    run_id=self.run_id,
-                    task_id=task.id,
-                    model=spec.name,
-                    reason=decision.reason,
-                    input_tokens=completion.input_tokens,
-                    output_tokens=completion.output_tokens,
-                    cost_usd=completion.cost_usd,
-                    seconds=completion.seconds,
-                )
-            )
-            return completion
-
-        context = CallContext(self.run_id, task.id, self.emit, attempts)
         # The spec is looked up per call, so a hot swap reaches the next call of this node.
         hedge = agent.hedge or self.constellation[decision.model].hedge
-        completion = await self.resilience.call(
-            self.constellation,
-            decision.model,
-            send,
-            context,
-            hedge=hedge,
-            estimate_tokens=sum(estimate_tokens(str(m.get("content") or "")) for m in messages),
+        request = CallRequest(
+            messages=list(messages), reason=decision.reason, tools=tools, hedge=hedge, step=step
         )
-        return replace(completion, extra=completion.extra + context.extra)
+        return await self.calls.call(self.site, decision.model, request)
 
     def _tools(self, task: Task, agent: Agent) -> tuple[Tool, ...]:
         """The agent's tools, and the run's note tools if the agent takes notes."""
@@ -493,7 +473,7 @@ class NodeRunner:
         self, task: Task, agent: Agent, attempts: list[Attempt], tally: _Tally
     ) -> Summarise:
         """Summaries by the cheapest model of the constellation, paid by the node."""
-        cheapest = min(self.constellation, key=lambda s: (s.input_cost + s.output_cost, s.name))
+        cheapest = min(self.constellation, key=lambda s: (price(s), s.name))
         decision = RouteDecision(cheapest.name, "compaction: the cheapest model summarises")
 
         async def summarise(text: str, tokens: int) -> str:

@@ -1,11 +1,14 @@
 """The scheduler's driver: runs a (growing) DAG of tasks with one anyio task group.
 
 Every node is dispatched the moment its own dependencies are done — there is no superstep
-barrier — in critical-path priority order, at most `max_parallel` at a time. Node tasks report
-their outcome as a value to the coordinating loop, which alone changes the state and decides:
-on a failure or a spent budget it stops dispatching and lets in-flight nodes settle (their
+barrier — in critical-path priority order, at most `max_parallel` at a time, as a `NodeWork`
+handed to the run's backend; its priority travels with it, so its model calls wait in admission
+queues in the same order. Node tasks report their outcome as a value to the coordinating loop,
+which alone changes the state and decides: on a failure or a spent budget (a call refused by its
+reservation, or spending at a limit) it stops dispatching and lets in-flight nodes settle (their
 results are kept); at the deadline it cancels them. Tasks may be added while the DAG runs
-(`add`), until `close` says no more will come.
+(`add`), until `close` says no more will come. Observed node durations sharpen the priorities
+of the nodes still to run (`Durations`).
 """
 
 from __future__ import annotations
@@ -14,24 +17,27 @@ import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from orchestra.errors import OrchestraError
 from orchestra.events import EventSink, MapExpanded, NodeFinished, NodeStarted
+from orchestra.execution.durations import Durations
 from orchestra.execution.mapping import children, items_of
-from orchestra.execution.priority import DISPATCH, Dispatch, NodeTiming, node_timings
-from orchestra.execution.runner import NodeOutcome
 from orchestra.execution.state import DagState
-from orchestra.models.budget import Budget
+from orchestra.execution.work import NodeOutcome, NodeWork
+from orchestra.models.budget import Account, Budget, BudgetRefused
 from orchestra.plan import Task, dependencies_first
+from orchestra.priority import NodeTiming, node_timings
 from orchestra.results import NodeResult, Usage
 
-__all__ = ["Schedule", "Scheduler"]
+__all__ = ["RunNode", "Schedule", "Scheduler"]
 
-RunNode = Callable[[Task, Mapping[str, Any]], Awaitable[NodeOutcome]]
+RunNode = Callable[[NodeWork], Awaitable[NodeOutcome]]
+
+# How far an agent's learned duration must move before priorities are recomputed with it.
+_REWEIGH = 0.25
 
 
 @dataclass
@@ -63,23 +69,41 @@ class Scheduler:
         *,
         run_id: str,
         run_node: RunNode,
-        budget: Budget | None = None,
+        account: Account | None = None,
+        deadline: float | None = None,
+        inputs: Mapping[str, str] | None = None,
         max_parallel: int | None = None,
-        weight: Callable[[Task], float] = lambda _task: 1.0,
+        durations: Durations | None = None,
         emit: EventSink = lambda _event: None,
         usage: Usage | None = None,
     ) -> None:
+        """Args:
+        run_id: the run's id.
+        run_node: runs one node to its outcome (the backend, wrapped by the journal).
+        account: the run's budget account (None: no limits).
+        deadline: seconds the DAG may run before in-flight nodes are cancelled.
+        inputs: the run's inputs, as text, handed to every node.
+        max_parallel: at most this many nodes in flight.
+        durations: estimated node durations, learned as nodes finish.
+        emit: the event sink.
+        usage: spending made before the DAG (the boss's planning, an earlier session).
+        """
         self._run_id = run_id
         self._run_node = run_node
-        self._budget = budget or Budget()
+        self._account = account or Account(f"run {run_id}", Budget())
+        self._deadline = deadline
+        self._inputs = dict(inputs or {})
         self._cap = math.inf if max_parallel is None else max_parallel
-        self._weight = weight
+        self._durations = durations or Durations()
         self._emit = emit
         self._state = DagState()
         self._tasks: dict[str, Task] = {}
         self._closed = False
         self._expanded: dict[str, list[str]] = {}
         self._timings: dict[str, NodeTiming] | None = None  # None: recompute (the DAG grew)
+        self._budgets: dict[str, tuple[tuple[str, Budget], ...]] = {}  # map items: their map's
+        self._attempts: dict[str, int] = {}
+        self._weighed: dict[str, float] = {}  # agent -> learned ratio the priorities use
         # Spending before the DAG (the boss's planning calls) counts towards the budget.
         self._result = Schedule(usage=usage or Usage())
         # The coordinator's inbox exists while `run` runs; before, the state holds everything.
@@ -100,7 +124,7 @@ class Scheduler:
         if self._closed:
             raise ValueError("the scheduler was closed; no tasks can be added")
         for task in dependencies_first(tasks, self._tasks.keys()):
-            self._state.add(task.id, task.after, self._weight(task))
+            self._state.add(task.id, task.after, self._durations.weight(task))
             self._tasks[task.id] = task
         self._timings = None
         self._wake()
@@ -115,7 +139,8 @@ class Scheduler:
             self._result.nodes[task.id] = result
 
     def charge(self, usage: Usage) -> None:
-        """Count spending made beside the DAG (a streaming boss) towards the budget."""
+        """Count spending made beside the DAG (a streaming boss) in the run's usage (the
+        door charged its budget account already)."""
         self._result.usage = self._result.usage + usage
         self._check_budget()
 
@@ -144,7 +169,7 @@ class Scheduler:
             with (
                 send,
                 receive,
-                anyio.move_on_after(self._budget.max_seconds or math.inf) as deadline,
+                anyio.move_on_after(self._deadline or math.inf) as deadline,
             ):
                 async with anyio.create_task_group() as group:
                     await self._loop(group, receive)
@@ -174,9 +199,8 @@ class Scheduler:
                 if task.map is not None:
                     self._map(task, task.map)
                     continue
-                outputs = {dep: self._result.nodes[dep].output for dep in task.after}
                 self._emit(NodeStarted(run_id=self._run_id, task_id=node, agent=task.agent))
-                group.start_soon(self._node, task, outputs, self._dispatch(node))
+                group.start_soon(self._node, self._work(task))
             if not state.running and (self._stopping() or (self._closed and state.finished)):
                 return
             message = await receive.receive()
@@ -211,30 +235,43 @@ class Scheduler:
             )
             self._settle(task.id, NodeOutcome(failed, error))
             return
-        self._state.expand(task.id, [(k.id, k.after, self._weight(k)) for k in kids])
+        self._state.expand(task.id, [(k.id, k.after, self._durations.weight(k)) for k in kids])
         for kid in kids:
             self._tasks[kid.id] = kid
+            self._budgets[kid.id] = self._budgets_of(task)
         self._expanded[task.id] = [k.id for k in kids]
         self._timings = None
         self._emit(MapExpanded(run_id=self._run_id, task_id=task.id, items=len(kids)))
 
-    def _dispatch(self, node: str) -> Dispatch:
-        """The node's place on the estimated schedule, and the budget left, for routing."""
+    def _work(self, task: Task) -> NodeWork:
+        """The node as the backend gets it: inputs, priority, place on the schedule, budget."""
         if self._timings is None:
             self._timings = node_timings(self._state.deps, self._state.weights)
-        left = self._budget.max_usd
-        return Dispatch(
-            timing=self._timings.get(node),
-            budget_left_usd=None if left is None else left - self._result.usage.cost_usd,
+        attempt = self._attempts.get(task.id, 0) + 1
+        self._attempts[task.id] = attempt
+        return NodeWork(
+            run_id=self._run_id,
+            task=task,
+            priority=self._state.priority(task.id),
+            outputs={dep: self._result.nodes[dep].output for dep in task.after},
+            inputs=self._inputs,
+            timing=self._timings.get(task.id),
+            budget_left_usd=self._account.left_usd(),
+            attempt=attempt,
+            budgets=self._budgets_of(task),
         )
 
-    async def _node(self, task: Task, outputs: Mapping[str, Any], dispatch: Dispatch) -> None:
-        # Each node task runs in its own copy of the context: the router reads this there.
-        DISPATCH.set(dispatch)
+    def _budgets_of(self, task: Task) -> tuple[tuple[str, Budget], ...]:
+        """The task budgets covering `task`, outermost first (its map task's, then its own)."""
+        own = ((task.id, task.budget),) if task.budget is not None else ()
+        return self._budgets.get(task.id, ()) + own
+
+    async def _node(self, work: NodeWork) -> None:
         try:
-            outcome = await self._run_node(task, outputs)
+            outcome = await self._run_node(work)
         except Exception as exc:  # a bug in a policy or hook fails the node, not the task group
             now = datetime.now(timezone.utc)
+            task = work.task
             outcome = NodeOutcome(
                 NodeResult(
                     task_id=task.id, agent=task.agent, started=now, finished=now, error=repr(exc)
@@ -242,18 +279,28 @@ class Scheduler:
                 exc,
             )
         if self._send is not None:
-            self._send.send_nowait((task.id, outcome))
+            self._send.send_nowait((work.task.id, outcome))
 
     def _settle(self, node: str, outcome: NodeOutcome) -> None:
         result = outcome.result
-        self._result.nodes[node] = result
         self._result.usage = self._result.usage + result.usage
-        if result.ok:
+        refused = outcome.error if isinstance(outcome.error, BudgetRefused) else None
+        if refused is not None and not refused.account.startswith("task "):
+            # The run's budget (not the task's own) refused a call: a stop, not a failure.
+            # The node did not finish; what it spent is in the run's usage.
+            self._state.abandon(node)
+            self._result.stopped = self._result.stopped or refused.limit
+        elif result.ok:
+            self._result.nodes[node] = result
             self._state.finish(node)
         else:
+            self._result.nodes[node] = result
             self._state.fail(node)
             if self._result.failed is None:
                 self._result.failed, self._result.error = node, outcome.error
+        task = self._tasks[node]
+        if result.model is not None and result.ok and task.map is None:
+            self._learn(task, result)
         self._emit(
             NodeFinished(
                 run_id=self._run_id,
@@ -266,8 +313,26 @@ class Scheduler:
         )
         self._check_budget()
 
+    def _learn(self, task: Task, result: NodeResult) -> None:
+        """Learn the node's duration; when the agent's correction has moved by more than a
+        quarter since priorities were last computed with it, recompute them (a full pass)."""
+        self._durations.observe(task, result.model, result.seconds)
+        now = self._durations.ratio(task.agent)
+        used = self._weighed.get(task.agent)
+        if now is not None and (used is None or abs(now - used) > _REWEIGH * used):
+            self._weighed[task.agent] = now
+            self._reweigh(task.agent)
+
+    def _reweigh(self, agent: str) -> None:
+        """New estimates for every node of `agent` (finished ones too, so the schedule's
+        proportions, and each node's slack, stay consistent)."""
+        for node, task in self._tasks.items():
+            if task.agent == agent and task.map is None:
+                self._state.reweight(node, self._durations.weight(task))
+        self._timings = None
+
     def _check_budget(self) -> None:
-        usage = self._result.usage
-        limit = self._budget.exceeded(cost_usd=usage.cost_usd, tokens=usage.total_tokens)
-        if limit is not None and self._result.stopped is None:
-            self._result.stopped = limit
+        for account in self._account.chain():
+            limit = account.budget.exceeded(cost_usd=account.spent_usd, tokens=account.spent_tokens)
+            if limit is not None and self._result.stopped is None:
+                self._result.stopped = limit

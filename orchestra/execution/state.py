@@ -12,7 +12,7 @@ import heapq
 from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 
-from orchestra.execution.priority import critical_path_priorities
+from orchestra.priority import critical_path_priorities
 
 __all__ = ["DagState"]
 
@@ -83,6 +83,18 @@ class DagState:
         if not added:
             self._ready.add(node)
         self._stale = True
+
+    def reweight(self, node: str, weight: float) -> None:
+        """Change a node's estimated duration (a better estimate was learned): priorities are
+        recomputed before the next pop."""
+        if self.weights[node] != weight:
+            self.weights[node] = weight
+            self._stale = True
+
+    def abandon(self, node: str) -> None:
+        """Take a running node back without an outcome: it is neither done nor failed (a run
+        that stops early lists it as not run)."""
+        self._settle(node)
 
     def _refresh(self) -> None:
         self._priority = critical_path_priorities(self.deps, self.weights)

@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any
 
 import anyio
 
@@ -37,9 +36,9 @@ from orchestra.events import (
     NodeFinished,
     RunFinished,
 )
-from orchestra.execution.runner import NodeOutcome
+from orchestra.execution.scheduler import RunNode
+from orchestra.execution.work import NodeOutcome, NodeWork
 from orchestra.journal.cache import Cache, ResponseCache
-from orchestra.journal.calls import NODE_CALLS, NodeCalls
 from orchestra.journal.lease import HEARTBEAT_SECONDS, Lease
 from orchestra.journal.resume import StoredRun
 from orchestra.journal.sessions import new_run, take_run
@@ -51,8 +50,6 @@ from orchestra.planning.boss import PLAN_TASK
 from orchestra.results import NodeResult, RunResult, Usage
 
 __all__ = ["RunRecorder"]
-
-RunNode = Callable[[Task, Mapping[str, Any]], Awaitable[NodeOutcome]]
 
 
 def _now() -> str:
@@ -290,9 +287,11 @@ class RunRecorder:
             )
 
     def wrap(self, run_node: RunNode) -> RunNode:
-        """`run_node` with its dispatch and result recorded around it (see the module doc)."""
+        """`run_node` with its dispatch and result recorded around it (see the module doc);
+        the dispatch gets its idempotency key and attempt number from the journal."""
 
-        async def run(task: Task, outputs: Mapping[str, Any]) -> NodeOutcome:
+        async def run(work: NodeWork) -> NodeOutcome:
+            task = work.task
             self._wrapped.add(task.id)
             self._tasks.setdefault(task.id, task)
             replayed = self._replay.pop(task.id, None)
@@ -300,16 +299,8 @@ class RunRecorder:
                 self._results[task.id] = replayed[1]
                 return NodeOutcome(replayed[1])  # recorded before: no call, no new record
             attempt, key = self._start(task)
-            cache = self._cache
-            if (
-                cache is not None
-                and self._cache_config
-                and not self._cache_config.applies_to(task.agent)
-            ):
-                cache = None
-            token = NODE_CALLS.set(NodeCalls(key, cache))
             try:
-                outcome = await run_node(task, outputs)
+                outcome = await run_node(replace(work, key=key, attempt=attempt))
             except BaseException as exc:
                 # Cancelled in flight (a signal, the deadline), or a bug below: no result is
                 # recorded, so a resume runs the node again.
@@ -317,8 +308,6 @@ class RunRecorder:
                 with suppress(JournalError):
                     self._settle(task.id, attempt, None, status)
                 raise
-            finally:
-                NODE_CALLS.reset(token)
             result = outcome.result
             try:
                 self._settle(task.id, attempt, result, "succeeded" if result.ok else "failed")
@@ -330,6 +319,15 @@ class RunRecorder:
             return outcome
 
         return run
+
+    @property
+    def cache(self) -> ResponseCache | None:
+        """The response cache opened for this session (None: no cache)."""
+        return self._cache
+
+    def caches(self, agent: str) -> bool:
+        """Whether the response cache applies to `agent`'s calls."""
+        return self._cache_config is None or self._cache_config.applies_to(agent)
 
     # -- the event sink ----------------------------------------------------------------------
 

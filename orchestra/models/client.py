@@ -21,12 +21,14 @@ import anyio
 
 from orchestra.errors import ModelError
 from orchestra.models.spec import ModelSpec
+from orchestra.models.tokens import estimate_tokens
 from orchestra.results import Usage
 
 __all__ = [
     "Completion",
     "ModelClient",
     "ToolCall",
+    "UsageInvalid",
     "idempotency_headers",
     "load_litellm",
     "model_error",
@@ -76,6 +78,23 @@ class Completion:
     """Spending on the way to this answer beyond its own tokens (cancelled hedges)."""
     cached: bool = False
     """True when the answer came from the response cache: no request was sent."""
+    finish_reason: str | None = None
+    """Why the model stopped, as the provider said (`stop`, `length`, `tool_calls`...)."""
+    estimated: bool = False
+    """True when the provider reported no usage and the token counts are orchestra's estimate."""
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+
+class UsageInvalid(ModelError):
+    """The provider answered with a usage block that is negative or not numbers.
+
+    The call failed (its answer cannot be priced); the door charges its estimated cost, never
+    a refund.
+    """
 
 
 def _describe(status: int | None) -> str:
@@ -250,9 +269,10 @@ class ModelClient:
         try:
             with anyio.fail_after(limit):
                 if spec.stream or on_text is not None:
-                    response = await self._streamed(spec, kwargs, on_text)
+                    response, reported = await self._streamed(spec, kwargs, on_text)
                 else:
                     response = await litellm.acompletion(**kwargs)
+                    reported = None
         except TimeoutError:
             raise ModelError(
                 f"model {spec.name!r} ({spec.model}): timed out after {spec.timeout} s",
@@ -264,11 +284,15 @@ class ModelClient:
             raise
         except Exception as exc:  # every provider failure becomes one typed error
             raise model_error(spec, exc) from exc
-        return self._completion(spec, response, time.monotonic() - started)
+        return self._completion(
+            spec, response, time.monotonic() - started, messages=messages, reported=reported
+        )
 
     async def _streamed(
         self, spec: ModelSpec, kwargs: dict[str, Any], on_text: Callable[[str], None] | None
-    ) -> Any:
+    ) -> tuple[Any, bool]:
+        """The stream's assembled response, and whether the provider reported usage (litellm
+        makes up counts when it did not)."""
         litellm = load_litellm()
         stream = await litellm.acompletion(
             **kwargs, stream=True, stream_options={"include_usage": True}
@@ -301,9 +325,21 @@ class ModelClient:
                 model=spec.name,
                 transient=True,
             )
-        return litellm.stream_chunk_builder(chunks, messages=kwargs["messages"])
+        # litellm keeps the provider's own chunks apart from the ones it adds at the end: only
+        # there does a usage chunk prove the provider counted the tokens.
+        raw = cast(list[Any], getattr(stream, "chunks", None) or [])
+        reported = any(getattr(c, "usage", None) is not None for c in raw)
+        return litellm.stream_chunk_builder(chunks, messages=kwargs["messages"]), reported
 
-    def _completion(self, spec: ModelSpec, response: Any, seconds: float) -> Completion:
+    def _completion(
+        self,
+        spec: ModelSpec,
+        response: Any,
+        seconds: float,
+        *,
+        messages: Sequence[Mapping[str, Any]],
+        reported: bool | None,
+    ) -> Completion:
         choices = cast(list[Any], getattr(response, "choices", None) or [])
         if not choices:
             raise ModelError(
@@ -328,9 +364,16 @@ class ModelClient:
                 model=spec.name,
                 transient=True,
             )
-        usage = getattr(response, "usage", None)
-        input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-        output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        input_tokens, output_tokens = _usage(spec, getattr(response, "usage", None))
+        # Without usage litellm reports zeros (or, on streams, counts of its own): an answer
+        # said to cost nothing in and out was not counted.
+        unreported = input_tokens == 0 and output_tokens == 0
+        estimated = not reported if reported is not None else unreported
+        if estimated:
+            input_tokens = sum(estimate_tokens(str(m.get("content") or "")) for m in messages)
+            output_tokens = estimate_tokens(
+                (content or "") + "".join(c.name + c.arguments for c in calls)
+            )
         raw: dict[str, Any] = {"role": "assistant", "content": content}
         if calls:
             raw["tool_calls"] = [
@@ -350,4 +393,26 @@ class ModelClient:
             cost_usd=spec.cost(input_tokens=input_tokens, output_tokens=output_tokens),
             seconds=seconds,
             raw_message=raw,
+            finish_reason=cast(str | None, getattr(choices[0], "finish_reason", None)),
+            estimated=estimated,
         )
+
+
+def _usage(spec: ModelSpec, usage: Any) -> tuple[int, int]:
+    """The provider's prompt and completion token counts.
+
+    Raises:
+        UsageInvalid: a count is negative or not a whole number.
+    """
+    counts: list[int] = []
+    for field_name in ("prompt_tokens", "completion_tokens"):
+        value: Any = getattr(usage, field_name, None) or 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise UsageInvalid(
+                f"model {spec.name!r} ({spec.model}) reported unusable usage: {field_name}="
+                f"{str(value)[:40]!r}; the answer cannot be priced, so the call counts as failed "
+                "and its estimated cost is charged",
+                model=spec.name,
+            )
+        counts.append(value)
+    return counts[0], counts[1]

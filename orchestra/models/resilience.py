@@ -6,9 +6,11 @@ A node's model call goes through `Resilience.call`:
    up when its retries are spent, at once for errors a retry cannot fix (400, 401, 403, 404),
    or when its circuit is open. After a context-window overflow only models with a larger
    `max_context` are tried.
-2. **Retries** (tenacity) per model, for transient errors only (429, 5xx, timeouts, connection
+2. **Retries** (tenacity) per model, for transient errors only (5xx, timeouts, connection
    failures, malformed or empty answers, cut or stalled streams): exponential backoff with
-   jitter, or the provider's `Retry-After` (capped). `max_retries=N` sends at most N+1 requests.
+   jitter, or the provider's `Retry-After` (capped). `max_retries=N` sends at most N+1 requests
+   that fail this way. A 429 is waited out before it gets here (`orchestra.models.calls`): the
+   model's queue pauses and the request goes again, up to `rate_limit_waits` times.
 3. **Circuit breaker** per model (`orchestra.models.breaker`), shared across nodes and runs.
 4. **Hedging** (opt-in): if the first call is slower than a set delay or the model's observed
    p95 latency, a second call starts (same or another model); the first good answer wins, the
@@ -80,6 +82,9 @@ class RetryPolicy(Frozen):
     """The longest `Retry-After` honoured, in seconds (longer ones are capped)."""
     deadline: float | None = Field(default=None, gt=0)
     """Seconds one node may spend on one call, over every retry and fallback (None: no limit)."""
+    rate_limit_waits: int = Field(default=20, ge=0)
+    """Times one request waits out a 429 (the model's queue pauses, the request goes again)
+    before the 429 counts as a failed attempt. Waiting spends the run's time, not retries."""
 
 
 class HedgePolicy(Frozen):

@@ -67,10 +67,11 @@ class ModelSpec(Frozen):
     api_key: Annotated[SecretStr | str | None, AfterValidator(_secret)] = None
     """API key, stored as a SecretStr (hidden in reprs, errors and events). None: litellm's
     lookup of the provider's environment variable."""
-    input_cost: float = Field(default=0.0, ge=0)
-    """USD per 1M input tokens."""
-    output_cost: float = Field(default=0.0, ge=0)
-    """USD per 1M output tokens."""
+    input_cost: float | None = Field(default=None, ge=0)
+    """USD per 1M input tokens (None: unknown. An unpriced model is not free: routers rank it
+    after priced ones, and a run with a USD budget refuses to call it; 0 is a price)."""
+    output_cost: float | None = Field(default=None, ge=0)
+    """USD per 1M output tokens (None: unknown; see `input_cost`)."""
     quality: float = Field(default=0.5, ge=0, le=1)
     """How strong the model is, 0 to 1; routers compare it with their quality bars."""
     tags: Tags = frozenset()
@@ -129,9 +130,17 @@ class ModelSpec(Frozen):
         key = self.api_key
         return key.get_secret_value() if isinstance(key, SecretStr) else key
 
+    @property
+    def priced(self) -> bool:
+        """True when both prices are known (0 is a price)."""
+        return self.input_cost is not None and self.output_cost is not None
+
     def cost(self, *, input_tokens: int, output_tokens: int) -> float:
-        """USD for a call with these token counts."""
-        return (input_tokens * self.input_cost + output_tokens * self.output_cost) / 1_000_000
+        """USD for a call with these token counts (an unknown price counts as 0 here; budgets
+        refuse unpriced models before this matters)."""
+        return (
+            input_tokens * (self.input_cost or 0.0) + output_tokens * (self.output_cost or 0.0)
+        ) / 1_000_000
 
     def predict_latency(self, *, prompt_tokens: int, output_tokens: int) -> float:
         """Seconds a call should take: time to first token, then prefill, then decode."""

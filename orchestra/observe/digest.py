@@ -7,7 +7,7 @@ budget stops, plan rejections); and the critical path. The result gives times, a
 outputs; the events add the routing reasons, the boss's planning and every decision.
 
 The critical path is the chain of dependencies with the longest total measured duration
-(`orchestra.execution.priority`); a node's slack is how long it could have taken longer
+(`orchestra.priority`); a node's slack is how long it could have taken longer
 without delaying the run.
 """
 
@@ -22,9 +22,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from orchestra.events import Event, ModelCalled, NodeRouted
-from orchestra.execution.priority import critical_path_priorities, slack
 from orchestra.observe.charts import NO_MODEL, Bar
 from orchestra.observe.tracker import BOSS_TASK, RunTrack
+from orchestra.priority import critical_path_priorities, slack
 from orchestra.results import Attempt, RunResult
 
 __all__ = ["Decision", "NodeDigest", "Note", "RunDigest", "critical_path", "digest", "display_text"]

@@ -21,12 +21,10 @@ from pydantic import ValidationError
 
 from orchestra.agents import Agent
 from orchestra.errors import PlanError
-from orchestra.events import EventSink, ModelCalled, PlanRejected
-from orchestra.models.admission import ModelLimits
-from orchestra.models.calls import complete_within
-from orchestra.models.client import Completion, ModelClient, load_litellm
+from orchestra.events import EventSink, PlanRejected
+from orchestra.models.calls import CallRequest, CallSite, ModelCalls
+from orchestra.models.client import Completion, load_litellm
 from orchestra.models.constellation import Constellation
-from orchestra.models.resilience import CallContext, Resilience
 from orchestra.models.spec import ModelSpec
 from orchestra.plan import Plan, Task, dependencies_first, placeholders
 from orchestra.planning.parse import parse_plan
@@ -107,52 +105,26 @@ class Planner:
     boss: str
     constellation: Constellation
     agents: Sequence[Agent]
-    client: ModelClient
-    limits: ModelLimits
-    resilience: Resilience
+    calls: ModelCalls
     emit: EventSink
     max_attempts: int = 2
 
     async def ask(
         self,
         messages: list[dict[str, Any]],
-        run_id: str,
-        attempt: int,
+        site: CallSite,
         on_text: Callable[[], Callable[[str], None]] | None = None,
     ) -> Completion:
-        """One boss answer, with the boss spec's retries and fallbacks.
+        """One boss answer, through the model-call door (the boss spec's retries and
+        fallbacks, admission first in line, the run's budget).
 
         `on_text`, when given, makes a fresh text consumer for each request (a retried stream
         starts over).
         """
-        metadata = {"run_id": run_id, "agent": "plan", "attempt": attempt}
-
-        async def send(spec: ModelSpec) -> Completion:
-            completion = await complete_within(
-                self.limits,
-                self.client,
-                spec,
-                messages,
-                metadata=metadata,
-                on_text=on_text() if on_text is not None else None,
-                response_format=structured_output(spec),
-            )
-            self.emit(
-                ModelCalled(
-                    run_id=run_id,
-                    task_id=PLAN_TASK,
-                    model=spec.name,
-                    reason="boss",
-                    input_tokens=completion.input_tokens,
-                    output_tokens=completion.output_tokens,
-                    cost_usd=completion.cost_usd,
-                    seconds=completion.seconds,
-                )
-            )
-            return completion
-
-        context = CallContext(run_id, PLAN_TASK, self.emit)
-        return await self.resilience.call(self.constellation, self.boss, send, context)
+        request = CallRequest(
+            messages=messages, reason="boss", response_format=structured_output, on_text=on_text
+        )
+        return await self.calls.call(site, self.boss, request)
 
     def problems(
         self, answer: str, inputs: Collection[str], fixed: Mapping[str, Task] | None = None
@@ -181,7 +153,7 @@ class Planner:
         return plan, problems
 
     async def plan(
-        self, task: str, *, inputs: Collection[str] = (), run_id: str = ""
+        self, task: str, *, site: CallSite, inputs: Collection[str] = ()
     ) -> tuple[Plan, list[Completion]]:
         """Plan `task`; returns the valid plan and the boss's completions (for their cost).
 
@@ -193,11 +165,11 @@ class Planner:
             task, self.agents, self.constellation, inputs
         )
         return await self._converge(
-            messages, run_id, lambda answer: self.problems(answer, inputs), first=None
+            messages, site, lambda answer: self.problems(answer, inputs), first=None
         )
 
     async def plan_streaming(
-        self, task: str, *, dispatch: Dispatch, inputs: Collection[str] = (), run_id: str = ""
+        self, task: str, *, site: CallSite, dispatch: Dispatch, inputs: Collection[str] = ()
     ) -> tuple[Plan, list[Completion]]:
         """Plan `task` from a streamed answer, dispatching each task as soon as it can run.
 
@@ -227,10 +199,10 @@ class Planner:
 
             return feed
 
-        first = await self.ask(messages, run_id, 1, on_text=consumer)
+        first = await self.ask(messages, site, on_text=consumer)
         fixed = streamed.accepted
         plan, completions = await self._converge(
-            messages, run_id, lambda answer: self.problems(answer, inputs, fixed), first=first
+            messages, site, lambda answer: self.problems(answer, inputs, fixed), first=first
         )
         for rest in dependencies_first(plan.tasks):
             if rest.id not in fixed:  # the rest, once the whole plan is known and valid
@@ -247,8 +219,8 @@ class Planner:
         failed: str,
         error: str,
         not_run: Sequence[str],
+        site: CallSite,
         inputs: Collection[str] = (),
-        run_id: str = "",
     ) -> tuple[Plan, list[Completion]]:
         """New tasks for the work left after `failed` failed (only new tasks; see replan.py).
 
@@ -276,12 +248,12 @@ class Planner:
                 inputs=inputs,
             )
 
-        return await self._converge(messages, run_id, check, first=None)
+        return await self._converge(messages, site, check, first=None)
 
     async def _converge(
         self,
         messages: list[dict[str, Any]],
-        run_id: str,
+        site: CallSite,
         check: Callable[[str], tuple[Plan | None, list[PlanError]]],
         *,
         first: Completion | None,
@@ -291,9 +263,7 @@ class Planner:
         answers: list[str] = []
         problems: list[PlanError] = []
         for attempt in range(1, self.max_attempts + 1):
-            completion = (
-                first if attempt == 1 and first else await self.ask(messages, run_id, attempt)
-            )
+            completion = first if attempt == 1 and first else await self.ask(messages, site)
             completions.append(completion)
             answer = completion.content or ""
             answers.append(answer)
@@ -302,7 +272,7 @@ class Planner:
                 return plan, completions
             self.emit(
                 PlanRejected(
-                    run_id=run_id, attempt=attempt, problems=tuple(str(p) for p in problems)
+                    run_id=site.run_id, attempt=attempt, problems=tuple(str(p) for p in problems)
                 )
             )
             messages = [

@@ -34,9 +34,9 @@ def _agent_line(agent: Agent) -> str:
 
 def _model_line(spec: ModelSpec) -> str:
     tags = f", good at {', '.join(sorted(spec.tags))}" if spec.tags else ""
-    return (
-        f"- {spec.name}: quality {spec.quality:.2f}, ${spec.output_cost:g}/1M output tokens{tags}"
-    )
+    cost = spec.output_cost
+    price = "price unknown" if cost is None else f"${cost:g}/1M output tokens"
+    return f"- {spec.name}: quality {spec.quality:.2f}, {price}{tags}"
 
 
 def boss_messages(

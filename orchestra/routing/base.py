@@ -18,9 +18,9 @@ from typing import Protocol, runtime_checkable
 
 from orchestra.agents import Agent
 from orchestra.checks import Answer, AskModel, Check
-from orchestra.execution.priority import NodeTiming
 from orchestra.models.spec import ModelSpec
 from orchestra.plan import Task
+from orchestra.priority import NodeTiming
 from orchestra.routing.estimate import predicted_cost
 
 __all__ = ["AsyncRoutingPolicy", "RouteDecision", "RouteRequest", "RoutingPolicy", "decide"]

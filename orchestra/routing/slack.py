@@ -1,6 +1,6 @@
 """`SlackAware`: fast models on the critical path, cheaper slower ones where there is slack.
 
-Vocabulary (from `orchestra.execution.priority.NodeTiming`): a node's *path* is the longest
+Vocabulary (from `orchestra.priority.NodeTiming`): a node's *path* is the longest
 estimated chain of work through it; the *makespan* is the longest path of the whole DAG; the
 *stretch* `makespan / path` is how many times slower every node of that path could run, together,
 without lengthening the DAG. A critical node has stretch 1.

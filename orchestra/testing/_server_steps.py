@@ -46,6 +46,9 @@ class Reply:
             content plus tool-call names and arguments.
         delay: Seconds to wait before answering, to simulate a slow or hung model.
         chunk_delay: Seconds between SSE chunks when streaming.
+        usage: The `usage` object sent as it is, instead of the counts above (for broken
+            providers: negative or mistyped counts).
+        no_usage: Send no `usage` at all, as some servers do.
     """
 
     content: str | None = "ok"
@@ -54,6 +57,8 @@ class Reply:
     output_tokens: int | None = None
     delay: float = 0.0
     chunk_delay: float = 0.0
+    usage: Mapping[str, object] | None = None
+    no_usage: bool = False
 
 
 @dataclass(frozen=True)
@@ -285,8 +290,12 @@ def tool_call_entries(
 
 def usage(
     request: RecordedRequest, step: Reply, tool_calls: list[dict[str, object]]
-) -> dict[str, int]:
-    """The `usage` object for answering `request` with `step`."""
+) -> Mapping[str, object] | None:
+    """The `usage` object for answering `request` with `step` (None: send none)."""
+    if step.no_usage:
+        return None
+    if step.usage is not None:
+        return step.usage
     prompt = step.input_tokens
     if prompt is None:
         text = "".join(content_text(message.get("content")) for message in request.messages)
@@ -307,17 +316,23 @@ def usage(
 
 
 def completion(
-    ident: str, created: int, model: str, choices: list[object], usage: Mapping[str, int]
+    ident: str,
+    created: int,
+    model: str,
+    choices: list[object],
+    usage: Mapping[str, object] | None,
 ) -> dict[str, object]:
-    """A non-streaming `chat.completion` body."""
-    return {
+    """A non-streaming `chat.completion` body (without `usage` when it is None)."""
+    body: dict[str, object] = {
         "id": ident,
         "object": "chat.completion",
         "created": created,
         "model": model,
         "choices": choices,
-        "usage": dict(usage),
     }
+    if usage is not None:
+        body["usage"] = dict(usage)
+    return body
 
 
 def message_choice(content: str | None, tool_calls: list[dict[str, object]]) -> dict[str, object]:
@@ -338,7 +353,7 @@ def chunk(
     model: str,
     delta: Mapping[str, object] | None,
     finish_reason: str | None = None,
-    usage: Mapping[str, int] | None = None,
+    usage: Mapping[str, object] | None = None,
 ) -> bytes:
     """One SSE event carrying a `chat.completion.chunk`; a None delta makes the usage chunk."""
     body: dict[str, object] = {

@@ -271,8 +271,12 @@ class _Handler(BaseHTTPRequestHandler):
         finish = "tool_calls" if calls else "stop"
         self._chunk(chunk(ident, created, model, {}, finish))
         options = request.body.get("stream_options")
-        if isinstance(options, dict) and cast("dict[str, object]", options).get("include_usage"):
-            self._chunk(chunk(ident, created, model, None, usage=usage(request, reply, calls)))
+        counts = usage(request, reply, calls)
+        asked = isinstance(options, dict) and cast("dict[str, object]", options).get(
+            "include_usage"
+        )
+        if asked and counts is not None:
+            self._chunk(chunk(ident, created, model, None, usage=counts))
         self._commit()
         self._chunk(b"data: [DONE]\n\n", last=True)
 

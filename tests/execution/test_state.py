@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestra.execution.priority import critical_path_priorities, slack
 from orchestra.execution.state import DagState
+from orchestra.priority import critical_path_priorities, slack
 from orchestra.testing.strategies import dag_shapes
 
 

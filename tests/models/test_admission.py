@@ -1,20 +1,18 @@
-"""Limits: the sliding rate window, the budget, and per-model concurrency and rates."""
+"""Admission: the sliding rate window, priority queues, per-model and global caps, AIMD."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
 
 import anyio
 import anyio.lowlevel
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import orchestra as oc
-
-if TYPE_CHECKING:
-    from tests.conftest import InFlight
-from orchestra.models.admission import ModelLimits, RateWindow
+from orchestra.models.admission import PLANNING, Admission, AdmissionState, RateWindow, Ticket
 from orchestra.models.tokens import estimate_tokens
-from orchestra.testing import FakeModel, fake_constellation
 
 pytestmark = pytest.mark.anyio
 
@@ -129,72 +127,175 @@ async def test_estimate_tokens_is_a_quarter_of_characters() -> None:
     assert estimate_tokens("x" * 400) == 100
 
 
-# -- Budget ---------------------------------------------------------------------------------
-
-
-async def test_budget_exceeded_names_the_limit() -> None:
-    """exceeded() names max_usd or max_tokens once reached, else None."""
-    budget = oc.Budget(max_usd=0.5, max_tokens=1000)
-    assert budget.exceeded(cost_usd=0.49, tokens=999) is None
-    assert budget.exceeded(cost_usd=0.5, tokens=0) == "max_usd"
-    assert budget.exceeded(cost_usd=0.0, tokens=1000) == "max_tokens"
-    assert budget.exceeded(cost_usd=1.0, tokens=10_000) == "max_usd"
-
-
-async def test_unlimited_budget_is_never_exceeded() -> None:
-    """A budget with no limits (max_seconds is a deadline, not spending) is never exceeded."""
-    assert oc.Budget(max_seconds=1).exceeded(cost_usd=1e9, tokens=10**12) is None
-
-
-@pytest.mark.parametrize("field", ["max_usd", "max_tokens", "max_seconds"])
-async def test_budget_limits_must_be_positive(field: str) -> None:
-    """Zero or negative limits are a ConfigError."""
-    with pytest.raises(oc.ConfigError, match=field):
-        oc.Budget(**{field: 0})
-
-
-# -- ModelLimits ----------------------------------------------------------------------------
+# -- AdmissionState: the pure core ------------------------------------------------------------
 
 
 def _spec(**fields: object) -> oc.ModelSpec:
-    return oc.ModelSpec(name="m", model="x/m", **fields)  # type: ignore[arg-type]
+    return oc.ModelSpec(name=str(fields.pop("name", "m")), model="x/m", **fields)  # type: ignore[arg-type]
 
 
-async def test_acquire_honours_rpm_with_injected_sleep() -> None:
-    """The third request in a minute with rpm=2 sleeps (on the injected clock) for the window."""
+def test_rpm_holds_the_third_call_until_the_window_moves() -> None:
+    """With rpm=2 the third call waits until the first leaves the 60 s window."""
     clock = FakeClock()
-    limits = ModelLimits(clock=clock, sleep=clock.sleep)
-    spec = _spec(rpm=2)
-    stamps = []
-    for _ in range(3):
-        async with limits.acquire(spec, tokens=1) as sent:
-            stamps.append(sent.at)
-    assert clock.slept == [60.0]
-    assert stamps == [0.0, 0.0, 60.0]
+    state = AdmissionState(clock=clock)
+    tickets = [state.enqueue(_spec(rpm=2), priority=1, tie="t", tokens=1) for _ in range(3)]
+    assert state.admit() == tickets[:2]
+    for ticket in tickets[:2]:
+        state.release(ticket)
+    assert state.admit() == [] and state.next_wake(tickets[2]) == 60.0
+    clock.at(60.0)
+    assert state.admit() == [tickets[2]]
 
 
-async def test_acquire_honours_tpm_with_injected_sleep() -> None:
-    """Corrected token counts fill the tpm window; the next request waits for them to expire."""
+def test_corrected_tokens_fill_the_tpm_window() -> None:
+    """A call's tokens corrected to the provider's count hold later calls back."""
     clock = FakeClock()
-    limits = ModelLimits(clock=clock, sleep=clock.sleep)
-    spec = _spec(tpm=1000)
-    async with limits.acquire(spec, tokens=10) as sent:
-        sent.tokens = 990  # what the provider reported
+    state = AdmissionState(clock=clock)
+    first = state.enqueue(_spec(tpm=1000), priority=1, tie="a", tokens=10)
+    assert state.admit() == [first] and first.sent is not None
+    first.sent.tokens = 990
+    state.release(first)
     clock.at(30.0)
-    async with limits.acquire(spec, tokens=20) as sent:
-        assert sent.at == 60.0
-    assert clock.slept == [30.0]
+    second = state.enqueue(_spec(tpm=1000), priority=1, tie="b", tokens=20)
+    assert state.admit() == [] and state.next_wake(second) == 60.0
 
 
-async def test_swapped_rpm_applies_to_later_calls() -> None:
-    """A spec swapped in with a new rpm changes the window of later calls."""
+def test_a_swapped_spec_changes_the_limits_of_later_calls() -> None:
+    """A spec swapped in with a higher rpm lets a waiting call go."""
+    state = AdmissionState(clock=FakeClock())
+    first = state.enqueue(_spec(rpm=1), priority=1, tie="a", tokens=1)
+    assert state.admit() == [first]
+    state.release(first)
+    waiting = state.enqueue(_spec(rpm=1), priority=1, tie="b", tokens=1)
+    assert state.admit() == []
+    state.enqueue(_spec(rpm=5), priority=1, tie="c", tokens=1)
+    assert waiting in state.admit()
+
+
+def test_waiting_calls_go_by_priority_then_task_id() -> None:
+    """Under a cap, the highest priority goes first; equal priorities go by task id."""
+    state = AdmissionState(clock=FakeClock())
+    spec = _spec(max_concurrency=1)
+    holder = state.enqueue(spec, priority=0, tie="z", tokens=1)
+    assert state.admit() == [holder]
+    low = state.enqueue(spec, priority=1.0, tie="a", tokens=1)
+    tie_b = state.enqueue(spec, priority=5.0, tie="b", tokens=1)
+    tie_a = state.enqueue(spec, priority=5.0, tie="a", tokens=1)
+    boss = state.enqueue(spec, priority=PLANNING, tie="(plan)", tokens=1)
+    order: list[Ticket] = []
+    for ticket in [holder, boss, tie_a, tie_b]:
+        state.release(ticket)
+        order += state.admit()
+    assert order == [boss, tie_a, tie_b, low]
+
+
+def test_the_global_cap_orders_calls_across_models() -> None:
+    """With max_calls=1, the best waiting call of any model goes next."""
+    state = AdmissionState(clock=FakeClock(), max_calls=1)
+    first = state.enqueue(_spec(name="a"), priority=1, tie="x", tokens=1)
+    assert state.admit() == [first]
+    on_a = state.enqueue(_spec(name="a"), priority=2, tie="y", tokens=1)
+    on_b = state.enqueue(_spec(name="b"), priority=9, tie="z", tokens=1)
+    assert state.admit() == []
+    state.release(first)
+    assert state.admit() == [on_b]
+    state.release(on_b)
+    assert state.admit() == [on_a]
+
+
+def test_a_429_pauses_and_halves_then_successes_restore() -> None:
+    """A 429 pauses the model and halves its concurrency; successes add one back each."""
     clock = FakeClock()
-    limits = ModelLimits(clock=clock, sleep=clock.sleep)
-    async with limits.acquire(_spec(rpm=1), tokens=1):
-        pass
-    async with limits.acquire(_spec(rpm=5), tokens=1):
-        pass
-    assert clock.slept == []
+    state = AdmissionState(clock=clock)
+    spec = _spec(max_concurrency=8)
+    tickets = [state.enqueue(spec, priority=1, tie=str(i), tokens=1) for i in range(8)]
+    assert len(state.admit()) == 8
+    state.rate_limited(tickets[0], pause=2.0)
+    assert state.effective("m") == 4
+    state.rate_limited(tickets[1], pause=2.0)  # same burst: sent before the decrease
+    assert state.effective("m") == 4
+    for ticket in tickets:
+        state.release(ticket)
+    waiting = state.enqueue(spec, priority=1, tie="w", tokens=1)
+    assert state.admit() == [] and state.next_wake(waiting) == 2.0
+    clock.at(2.0)
+    assert state.admit() == [waiting]
+    restored = [state.succeeded(waiting) for _ in range(4)]
+    assert restored == [False, False, False, True]
+    assert math.isinf(state.gates["m"].limit)
+
+
+def test_a_cancelled_waiter_leaves_the_queue() -> None:
+    """A queued call that gives up is skipped; it never holds a slot."""
+    state = AdmissionState(clock=FakeClock())
+    spec = _spec(max_concurrency=1)
+    holder = state.enqueue(spec, priority=1, tie="a", tokens=1)
+    state.admit()
+    gone = state.enqueue(spec, priority=9, tie="b", tokens=1)
+    kept = state.enqueue(spec, priority=1, tie="c", tokens=1)
+    state.release(gone)
+    state.release(holder)
+    assert state.admit() == [kept]
+    assert state.gates["m"].in_flight == 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["enqueue", "release", "429", "ok", "tick"]),
+            st.integers(0, 2),
+            st.floats(0, 10),
+        ),
+        max_size=60,
+    ),
+    caps=st.tuples(st.integers(1, 4), st.integers(1, 4), st.none() | st.integers(1, 5)),
+)
+def test_admission_never_exceeds_caps_and_drains(
+    steps: list[tuple[str, int, float]], caps: tuple[int, int, int | None]
+) -> None:
+    """Any sequence of calls, answers, 429s and time: in flight never exceeds a model's
+    effective concurrency or the global cap, each admitted call was the best waiting one of
+    its model, and once everything is released and time passes, every call has gone."""
+    clock = FakeClock()
+    state = AdmissionState(clock=clock, max_calls=caps[2])
+    specs = [_spec(name="a", max_concurrency=caps[0]), _spec(name="b", max_concurrency=caps[1])]
+    specs.append(_spec(name="c", rpm=3))
+    live: list[Ticket] = []
+    queued: list[Ticket] = []
+    for action, which, value in steps:
+        if action == "enqueue":
+            ticket = state.enqueue(specs[which], priority=value, tie=str(len(queued)), tokens=1)
+            queued.append(ticket)
+        elif action == "tick":
+            clock.at(clock() + value)
+        elif live:
+            ticket = live.pop(which % len(live))
+            if action == "429":
+                state.rate_limited(ticket, pause=value)
+            elif action == "ok":
+                state.succeeded(ticket)
+            state.release(ticket)
+        admitted = state.admit()
+        for ticket in admitted:
+            waiting = [t for t in queued if t.model == ticket.model and not t.admitted]
+            assert all(ticket.key <= t.key for t in waiting)
+            queued.remove(ticket)
+            live.append(ticket)
+        for name in {t.model for t in admitted}:
+            assert state.gates[name].in_flight <= state.effective(name)
+        assert caps[2] is None or state.in_flight <= caps[2]
+    for ticket in live:
+        state.release(ticket)
+    for _ in range(len(queued) + 1):
+        clock.at(clock() + 61.0)
+        for ticket in state.admit():
+            state.release(ticket)
+            queued.remove(ticket)
+    assert queued == []
+
+
+# -- Admission: the async queue --------------------------------------------------------------
 
 
 async def _settle() -> None:
@@ -203,49 +304,74 @@ async def _settle() -> None:
         await anyio.lowlevel.checkpoint()
 
 
-async def _hold(limits: ModelLimits, spec: oc.ModelSpec, release: anyio.Event) -> None:
-    async with limits.acquire(spec, tokens=1):
+async def _hold(
+    admission: Admission, spec: oc.ModelSpec, release: anyio.Event, priority: float = 1.0
+) -> None:
+    async with admission.admit(spec, priority=priority, tie="t", tokens=1):
         await release.wait()
 
 
-async def test_swapped_max_concurrency_changes_limiter() -> None:
-    """A new max_concurrency on a swapped spec resizes the model's limiter."""
-    limits = ModelLimits()
+async def test_swapped_max_concurrency_changes_the_cap() -> None:
+    """A new max_concurrency on a swapped spec resizes the model's cap."""
+    admission = Admission()
     for concurrency in (1, 3):
         release = anyio.Event()
         async with anyio.create_task_group() as group:
             for _ in range(4):
-                group.start_soon(_hold, limits, _spec(max_concurrency=concurrency), release)
+                group.start_soon(_hold, admission, _spec(max_concurrency=concurrency), release)
             await _settle()
-            assert limits.in_use("m") == concurrency
+            assert admission.in_use("m") == concurrency
             release.set()
-        assert limits.in_use("m") == 0
-    assert limits.in_use("unknown") == 0
+        assert admission.in_use("m") == 0
+    assert admission.in_use("unknown") == 0
 
 
 async def test_raising_max_concurrency_releases_waiters() -> None:
-    """Calls waiting under the old limit start once a spec with a higher limit is used."""
-    limits = ModelLimits()
+    """Calls waiting under the old cap start once a spec with a higher cap is used."""
+    admission = Admission()
     release = anyio.Event()
     async with anyio.create_task_group() as group:
         for _ in range(3):
-            group.start_soon(_hold, limits, _spec(max_concurrency=1), release)
+            group.start_soon(_hold, admission, _spec(max_concurrency=1), release)
         await _settle()
-        assert limits.in_use("m") == 1
-        group.start_soon(_hold, limits, _spec(max_concurrency=4), release)
+        assert admission.in_use("m") == 1
+        group.start_soon(_hold, admission, _spec(max_concurrency=4), release)
         await _settle()
-        assert limits.in_use("m") == 4
+        assert admission.in_use("m") == 4
         release.set()
 
 
-async def test_max_concurrency_caps_calls_in_flight(fake: FakeModel, in_flight: InFlight) -> None:
-    """max_concurrency=2 on a spec keeps at most two calls in flight across six ready tasks."""
-    orch = oc.Orchestra(
-        models=fake_constellation(fake, {"fast": {"max_concurrency": 2}}),
-        agents=[oc.Agent(name="w", model="fast")],
-    )
-    plan = oc.Plan(tasks=[oc.Task(id=f"t{i}", agent="w", prompt="x") for i in range(6)])
-    result = await orch.execute(plan)
-    assert result.status == "succeeded"
-    assert len(fake.calls) == 6
-    assert in_flight.peak == 2
+async def test_waiters_enter_by_priority() -> None:
+    """Tasks waiting for one slot enter highest priority first, whatever their arrival."""
+    admission = Admission()
+    spec = _spec(max_concurrency=1)
+    entered: list[float] = []
+    gate = anyio.Event()
+
+    async def call(priority: float) -> None:
+        async with admission.admit(spec, priority=priority, tie="t", tokens=1):
+            entered.append(priority)
+            await gate.wait()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(call, 0.0)
+        await _settle()
+        for priority in (1.0, 7.0, 3.0):
+            group.start_soon(call, priority)
+        await _settle()
+        gate.set()
+    assert entered == [0.0, 7.0, 3.0, 1.0]
+
+
+async def test_a_cancelled_waiter_gives_its_turn_away() -> None:
+    """Cancelling a queued call lets the next one in; no slot leaks."""
+    admission = Admission()
+    spec = _spec(max_concurrency=1)
+    release = anyio.Event()
+    async with anyio.create_task_group() as group:
+        group.start_soon(_hold, admission, spec, release)
+        await _settle()
+        with anyio.move_on_after(0):
+            await _hold(admission, spec, release)
+        release.set()
+    assert admission.in_use("m") == 0

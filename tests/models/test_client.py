@@ -39,7 +39,6 @@ async def _fail(fake: FakeModel, orch: oc.Orchestra) -> oc.ModelError:
     ("status", "words"),
     [
         (401, "authentication failed"),
-        (429, "rate limited"),
         (500, "server error"),
         (503, "server error"),
         (404, "not found"),

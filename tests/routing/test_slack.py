@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import orchestra as oc
-from orchestra.execution.priority import NodeTiming, critical_path_priorities, node_timings
+from orchestra.priority import NodeTiming, critical_path_priorities, node_timings
 from orchestra.testing.strategies import dag_shapes
 
 pytestmark = pytest.mark.anyio

@@ -8,19 +8,17 @@ smaller task id so the order is deterministic. Computed apart from execution (as
 
 `node_timings` says where each node stands on the estimated schedule (its slack, and how much
 it may be slowed without lengthening the DAG); the scheduler hands it, with the budget left, to
-the node it dispatches through `DISPATCH`, so routing policies can trade speed for price where
-the schedule allows it (`orchestra.routing.SlackAware`).
+the node it dispatches (in its `NodeWork`), so routing policies can trade speed for price where
+the schedule allows it (`orchestra.routing.SlackAware`). The node's priority also travels with
+its model calls: they wait in admission queues in the same order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
-from contextvars import ContextVar
 from dataclasses import dataclass
 
 __all__ = [
-    "DISPATCH",
-    "Dispatch",
     "NodeTiming",
     "critical_path_priorities",
     "node_timings",
@@ -139,17 +137,3 @@ def node_timings(
         node: NodeTiming(float(weights[node]), head[node] + tail[node], makespan)
         for node in sorted(deps)
     }
-
-
-@dataclass(frozen=True)
-class Dispatch:
-    """What the scheduler knew when it dispatched a node: its timing and the budget left."""
-
-    timing: NodeTiming | None = None
-    budget_left_usd: float | None = None
-    """USD the run may still spend (None: no USD limit)."""
-
-
-DISPATCH: ContextVar[Dispatch | None] = ContextVar("orchestra_dispatch", default=None)
-"""Set by the scheduler inside each node's task (anyio copies the context per task, so nodes
-never see each other's); read by the node runner when it builds the route request."""
