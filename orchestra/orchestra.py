@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import uuid
@@ -102,6 +103,17 @@ def _cache(cache: bool | Cache | None) -> Cache | None:
         folder = journal.parent if journal is not None else Path.cwd() / ".orchestra"
         place = str(folder / "cache.sqlite")
     return settings.model_copy(update={"path": str(Path(place).expanduser().absolute())})
+
+
+def _bound(backend: Backend | None, runner: NodeRunner) -> Backend:
+    """The backend nodes run on, given this Orchestra's node runner: a backend that runs
+    nodes elsewhere (Ray) takes its models, agents and router from it (`bind`)."""
+    if backend is None:
+        return LocalBackend(runner)
+    bind = getattr(backend, "bind", None)
+    if callable(bind):
+        bind(runner)
+    return backend
 
 
 class Orchestra:
@@ -214,15 +226,14 @@ class Orchestra:
             resilience=Resilience(breakers=self.breakers),
         )
         self._durations = Durations(predict=predictor(self.models, self.agents))
-        self.backend: Backend = backend or LocalBackend(
-            NodeRunner(
-                constellation=self.models,
-                agents=self.agents,
-                router=self.router,
-                calls=self._calls,
-                breakers=self.breakers,
-            )
+        self._runner = NodeRunner(
+            constellation=self.models,
+            agents=self.agents,
+            router=self.router,
+            calls=self._calls,
+            breakers=self.breakers,
         )
+        self.backend: Backend = _bound(backend, self._runner)
         """Where nodes run (default: this process)."""
 
     # -- events -----------------------------------------------------------------------------
@@ -490,6 +501,13 @@ class Orchestra:
             name="execute",
         )
 
+    def with_backend(self, backend: Backend) -> Orchestra:
+        """This Orchestra running its nodes on `backend`: models, agents, router, journal,
+        admission and event sinks are shared with this one (`map(backend=...)` uses it)."""
+        twin = copy.copy(self)
+        twin.backend = _bound(backend, self._runner)
+        return twin
+
     # -- batches ----------------------------------------------------------------------------
 
     def map(
@@ -501,6 +519,7 @@ class Orchestra:
         batch_id: str | None = None,
         budget: Budget | None = None,
         progress: bool | None = None,
+        backend: Backend | None = None,
     ) -> MapStream:
         """Run `work` once per row of `inputs`: many runs, yielded as they finish.
 
@@ -520,6 +539,8 @@ class Orchestra:
             batch_id: a name for the batch, to resume it by (default: a random id).
             budget: limits of each run (default: the Orchestra's).
             progress: a progress bar on standard error (None: when it is a terminal).
+            backend: where the batch's nodes run (default: the Orchestra's), e.g.
+                `oc.backends.Ray(actors=8)`.
 
         Raises:
             ConfigError: bad inputs or concurrency; a task in words without a boss.
@@ -527,7 +548,7 @@ class Orchestra:
             JournalError: when entered: the journal holds this batch id already.
         """
         return start_batch(
-            self,
+            self if backend is None else self.with_backend(backend),
             work,
             inputs=inputs,
             concurrency=concurrency,
@@ -545,6 +566,7 @@ class Orchestra:
         batch_id: str | None = None,
         budget: Budget | None = None,
         progress: bool | None = None,
+        backend: Backend | None = None,
     ) -> MapResult:
         """`map` for synchronous code: every run's result, in input order, and the summary."""
         stream = self.map(
@@ -554,6 +576,7 @@ class Orchestra:
             batch_id=batch_id,
             budget=budget,
             progress=progress,
+            backend=backend,
         )
         return run_sync(lambda: collect(stream), name="map")
 
@@ -565,6 +588,7 @@ class Orchestra:
         budget: Budget | None = None,
         retry_failed: bool = False,
         progress: bool | None = None,
+        backend: Backend | None = None,
     ) -> MapStream:
         """Finish a recorded batch (after a crash or a stop): only its unfinished runs run.
 
@@ -576,14 +600,14 @@ class Orchestra:
             concurrency: runs in flight at a time (default: the batch's).
             budget: limits of each run (default: the batch's).
             retry_failed: run the failed runs again too (resumed: their finished nodes kept).
-            progress: as for `map`.
+            progress, backend: as for `map`.
 
         Raises:
             JournalError: no journal; when entered: no such batch, or another process
                 drives it.
         """
         return resume_batch(
-            self,
+            self if backend is None else self.with_backend(backend),
             batch_id,
             concurrency=concurrency,
             budget=budget,
@@ -599,6 +623,7 @@ class Orchestra:
         budget: Budget | None = None,
         retry_failed: bool = False,
         progress: bool | None = None,
+        backend: Backend | None = None,
     ) -> MapResult:
         """`resume_map` for synchronous code: the runs of this session, in input order."""
         stream = self.resume_map(
@@ -607,6 +632,7 @@ class Orchestra:
             budget=budget,
             retry_failed=retry_failed,
             progress=progress,
+            backend=backend,
         )
         return run_sync(lambda: collect(stream), name="resume_map")
 

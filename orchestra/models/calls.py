@@ -262,7 +262,9 @@ class ModelCalls:
             ) as ticket:
                 sent = self._clock()
                 waited = sent - queued
-                held = account.reserve(usd=usd, tokens=tokens) if account and limited else None
+                held = None
+                if account is not None and limited:
+                    held = await self.admission.hold(ticket, account, usd=usd, tokens=tokens)
                 try:
                     completion = await self._request(
                         site, spec, request, metadata, held, prompt_usd, usd

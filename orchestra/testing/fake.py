@@ -12,7 +12,7 @@ import inspect
 import itertools
 import json
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ import anyio
 
 from orchestra.models.client import load_litellm
 
-__all__ = ["FakeFailure", "FakeModel", "FakeReply", "FakeRequest", "FakeToolCall"]
+__all__ = ["FakeFailure", "FakeModel", "FakeReply", "FakeRequest", "FakeToolCall", "fakes_in"]
 
 PROVIDER = "orchestra-fake"
 # Strong references: a constellation holds only model strings, yet its fake must stay alive.
@@ -262,6 +262,13 @@ class FakeModel:
                 "index": 0,
                 "tool_use": None,
             }
+
+
+def fakes_in(models: Iterable[str]) -> list[FakeModel]:
+    """The live fakes answering these litellm model strings, e.g. to send them along with a
+    constellation to another process (a Ray actor), where they answer too."""
+    ids = {m.split("/")[1] for m in models if m.startswith(f"{PROVIDER}/") and m.count("/") >= 2}
+    return [_instances[i] for i in sorted(ids) if i in _instances]
 
 
 def _error(litellm: Any, failure: FakeFailure, model: str) -> Exception:

@@ -57,6 +57,7 @@ class Cluster:
 
     temp_dir: str
     head: subprocess.Popen[bytes]
+    address: str = ADDRESS
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list[subprocess.Popen[bytes]])
 
     @staticmethod
