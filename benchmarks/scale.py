@@ -4,18 +4,24 @@
     (FakeModel, zero latency) -> model calls per second and CPU ms per call, against bare
     `litellm.acompletion` calls to the same fake in a loop; with the journal off and on (what
     the driver's journal costs per call).
+(b) Ray (`--ray`): the same batch on a local Ray cluster with 1 and 2 actors -> calls/s, the
+    ratio to local, and the CPU per call of the driver, of the actors and of the admission
+    service (what Ray adds per call, and what limits throughput as machines are added). Ray
+    binds every interface, so this part re-runs itself in a loopback-only network namespace
+    (`unshare`, as root); it needs the `ray` extra.
 (c) big DAG: a DAG of DAG nodes (each one call to the same fake) run by orchestra and by
     LangGraph (`StateGraph`, each node its own state key, joins waiting for all their
     predecessors), each in a fresh process: peak memory above the process's baseline, and µs
     per node. LangGraph comes from the `bench` extra (`pip install -e '.[bench]'`); without it
     that part says so and is skipped.
 
-Run: python benchmarks/scale.py [--runs 2000] [--dag 10000] [--concurrency 64]
+Run: python benchmarks/scale.py [--runs 2000] [--dag 10000] [--concurrency 64] [--ray]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import resource
@@ -62,6 +68,14 @@ async def measured(work: Callable[[], Awaitable[Any]]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+async def mapped(orch: oc.Orchestra, rows: list[dict[str, str]], concurrency: int) -> None:
+    """The batch, to the end."""
+    async with orch.map(PLAN, inputs=rows, concurrency=concurrency, progress=False) as results:
+        async for _ in results:
+            pass
+    assert results.failed == 0, results.errors
+
+
 async def bare(fake: FakeModel, calls: int) -> None:
     litellm = load_litellm()
     for i in range(calls):
@@ -81,17 +95,12 @@ async def batch(args: argparse.Namespace) -> dict[str, float]:
     bare_calls = min(calls, 2000)
     bare_wall, bare_cpu = await measured(lambda: bare(fake, bare_calls))
 
-    async def mapped(journal: Path | None) -> None:
-        async with orchestra(fake, journal).map(
-            PLAN, inputs=rows, concurrency=args.concurrency, progress=False
-        ) as results:
-            async for _ in results:
-                pass
-        assert results.failed == 0, results.errors
-
-    off_wall, off_cpu = await measured(lambda: mapped(None))
+    off_wall, off_cpu = await measured(
+        lambda: mapped(orchestra(fake, None), rows, args.concurrency)
+    )
     with tempfile.TemporaryDirectory() as folder:
-        on_wall, on_cpu = await measured(lambda: mapped(Path(folder) / "runs.sqlite"))
+        journaled = orchestra(fake, Path(folder) / "runs.sqlite")
+        on_wall, on_cpu = await measured(lambda: mapped(journaled, rows, args.concurrency))
     return {
         "runs": args.runs,
         "calls": calls,
@@ -104,6 +113,70 @@ async def batch(args: argparse.Namespace) -> dict[str, float]:
         "journal_calls_per_s": calls / on_wall,
         "journal_cpu_ms_per_call": (on_cpu - off_cpu) / calls * 1000,
     }
+
+
+# -- on Ray ---------------------------------------------------------------------------------------
+
+
+async def on_ray(args: argparse.Namespace) -> dict[str, float]:
+    """The batch on 1 and 2 actors of a local Ray cluster (run inside the namespace)."""
+    fake = FakeModel(default="ok")
+    rows = [{"topic": f"topic {i}"} for i in range(args.runs)]
+    calls = args.runs * len(PLAN.tasks)
+    local = orchestra(fake, None)
+    await local.execute(PLAN, inputs=rows[0])
+    local_wall, local_cpu = await measured(lambda: mapped(local, rows, args.concurrency))
+    figures: dict[str, float] = {
+        "ray_local_calls_per_s": calls / local_wall,
+        "ray_local_cpu_ms_per_call": local_cpu / calls * 1000,
+    }
+    for actors in (1, 2):
+        backend = oc.backends.Ray(actors=actors, actor_concurrency=args.concurrency, actor_cpus=0)
+        orch = orchestra(fake, None).with_backend(backend)
+        await orch.execute(PLAN, inputs=rows[0])  # starts the cluster and the actors
+        pool = await backend.start()
+        before = await pool.info()
+        served = await pool.stats()
+        wall, cpu = await measured(functools.partial(mapped, orch, rows, args.concurrency))
+        after = await pool.info()
+        served_after = await pool.stats()
+        actor_cpu = sum(a.cpu_seconds - b.cpu_seconds for a, b in zip(after, before, strict=True))
+        service_cpu = served_after["cpu_seconds"] - served["cpu_seconds"]
+        figures[f"ray{actors}_calls_per_s"] = calls / wall
+        figures[f"ray{actors}_vs_local"] = (calls / wall) / (calls / local_wall)
+        figures[f"ray{actors}_driver_cpu_ms_per_call"] = cpu / calls * 1000
+        figures[f"ray{actors}_actor_cpu_ms_per_call"] = actor_cpu / calls * 1000
+        figures[f"ray{actors}_service_cpu_ms_per_call"] = service_cpu / calls * 1000
+        await backend.close()
+    figures["ray_added_cpu_ms_per_call"] = (
+        figures["ray1_driver_cpu_ms_per_call"]
+        + figures["ray1_actor_cpu_ms_per_call"]
+        + figures["ray1_service_cpu_ms_per_call"]
+        - local_cpu / calls * 1000
+    )
+    return figures
+
+
+def ray_in_namespace(args: argparse.Namespace) -> dict[str, Any]:
+    """Part (b), re-run by this script inside a loopback-only network namespace."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return {"ray": "not installed: pip install -e '.[ray]'"}
+    inner = (
+        f"ip link set lo up && exec {sys.executable} {__file__} --ray-worker "
+        f"--runs {args.runs} --concurrency {args.concurrency}"
+    )
+    done = subprocess.run(
+        ["unshare", "--net", "--pid", "--fork", "--mount-proc", "sh", "-c", inner],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return {"ray": f"failed: {done.stderr.strip().splitlines()[-1:] or done.returncode}"}
+    return json.loads(lines[-1])
 
 
 # -- the big DAG, one framework per process ------------------------------------------------------
@@ -221,10 +294,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--dag", type=int, default=10000)
+    parser.add_argument("--ray", action="store_true", help="also measure part (b) on Ray")
     parser.add_argument("--dag-worker", choices=["orchestra", "langgraph"])
+    parser.add_argument("--ray-worker", action="store_true")
     args = parser.parse_args()
     if args.dag_worker:
         print(json.dumps(anyio.run(dag_worker, args.dag_worker, args.dag, backend="asyncio")))
+        return
+    if args.ray_worker:
+        print(json.dumps(anyio.run(on_ray, args, backend="asyncio")))
         return
     figures: dict[str, Any] = anyio.run(batch, args, backend="asyncio")
     print(
@@ -238,6 +316,20 @@ def main() -> None:
         f"    with the journal: {figures['journal_calls_per_s']:.0f} calls/s, "
         f"+{figures['journal_cpu_ms_per_call']:.2f} CPU ms/call in the driver"
     )
+    if args.ray:
+        figures.update(ray_in_namespace(args))
+        if "ray1_calls_per_s" in figures:
+            for actors in (1, 2):
+                print(
+                    f"(b) Ray, {actors} actor(s): {figures[f'ray{actors}_calls_per_s']:.0f} "
+                    f"calls/s = {figures[f'ray{actors}_vs_local']:.2f}x local; CPU ms/call: "
+                    f"driver {figures[f'ray{actors}_driver_cpu_ms_per_call']:.2f}, actors "
+                    f"{figures[f'ray{actors}_actor_cpu_ms_per_call']:.2f}, admission service "
+                    f"{figures[f'ray{actors}_service_cpu_ms_per_call']:.2f}"
+                )
+            print(f"    Ray adds {figures['ray_added_cpu_ms_per_call']:.2f} CPU ms per call")
+        else:
+            print(f"(b) Ray: {figures['ray']}")
     figures.update(big_dag(args.dag))
     line = f"(c) {args.dag}-node DAG: orchestra {figures['orchestra_peak_mb']:.0f} MB"
     if "memory_vs_langgraph" in figures:

@@ -12,6 +12,7 @@ node (`ray start --address`), each one process group that a test may kill to los
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -73,16 +74,40 @@ class Cluster:
         _wait_for(lambda: len(self.alive_nodes()) == 1 + len(self.workers), "the worker node")
 
     def lose_worker(self) -> None:
-        """Kill the worker node's raylet and every process on it, as a machine going down."""
+        """Kill the worker node's raylet and every process on it (its actors too: Ray starts
+        them in sessions of their own), as a machine going down; returns once the cluster
+        counts the node dead."""
         worker = self.workers.pop()
+        doomed = _descendants(worker.pid)
         os.killpg(worker.pid, signal.SIGKILL)
+        for pid in doomed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         worker.wait()
+        _wait_for(lambda: len(self.alive_nodes()) == 1 + len(self.workers), "the node's death")
 
     def stop(self) -> None:
         for process in [*self.workers, self.head]:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below `root` (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def _ray_start(*options: str) -> subprocess.Popen[bytes]:

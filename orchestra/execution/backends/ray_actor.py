@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,10 +74,11 @@ class NodeReport:
 
 @dataclass(frozen=True)
 class HostInfo:
-    """Where an actor runs: its process and its Ray node."""
+    """Where an actor runs (its process and its Ray node), and the CPU it used so far."""
 
     pid: int
     node_id: str
+    cpu_seconds: float = 0.0
 
 
 def _account(path: tuple[tuple[str, Budget], ...]) -> Account:
@@ -120,7 +122,7 @@ class NodeHost:
 
     async def info(self) -> HostInfo:
         """This actor's process and node (the pool waits on it to know the actor is up)."""
-        return HostInfo(pid=os.getpid(), node_id=self._node_id)
+        return HostInfo(pid=os.getpid(), node_id=self._node_id, cpu_seconds=time.process_time())
 
     async def run(self, job: NodeJob) -> NodeReport:
         """Run one node; its outcome, events and new notes."""

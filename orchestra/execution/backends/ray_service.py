@@ -25,6 +25,7 @@ provider may have billed them).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -205,9 +206,11 @@ class AdmissionService:
         self.ledger.outside.pop((name,), None)
 
     def stats(self) -> dict[str, Any]:
-        """Calls admitted so far, calls held now, and calls in flight per model."""
+        """Calls admitted so far, calls held now, calls in flight per model, ledger accounts,
+        and the service's CPU seconds so far."""
         gates = self.admission.state.gates
         return {
+            "cpu_seconds": time.process_time(),
             "admitted": self.admitted,
             "held": len(self._calls),
             "in_flight": {name: gate.in_flight for name, gate in gates.items()},
