@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 __all__ = [
     "EVENTS",
+    "PLAN_TASK",
     "BreakerChanged",
     "BudgetStopped",
     "CallTimedOut",
@@ -38,6 +39,10 @@ __all__ = [
     "RunFinished",
     "RunStarted",
 ]
+
+
+PLAN_TASK = "(plan)"
+"""The task id the boss's planning calls carry in events (no task of a plan can have it)."""
 
 
 def _now() -> datetime:

@@ -25,6 +25,7 @@ from orchestra.errors import (
     OrchestraError,
 )
 from orchestra.events import (
+    PLAN_TASK,
     BudgetStopped,
     Event,
     EventSink,
@@ -59,7 +60,7 @@ from orchestra.models.resilience import Resilience
 from orchestra.models.spec import ModelSpec
 from orchestra.observe.stream import EventStream
 from orchestra.plan import Plan
-from orchestra.planning.boss import PLAN_TASK, Planner
+from orchestra.planning.boss import Planner
 from orchestra.results import RunResult, Usage
 from orchestra.routing.base import RoutingPolicy
 from orchestra.routing.policies import Cheapest

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestra.observe.report import write_report
 from orchestra.plan import Plan
 
 if TYPE_CHECKING:
@@ -177,6 +178,4 @@ class RunResult(BaseModel):
         routing reasons, retries, fallbacks and the boss's planning. See
         `orchestra.observe.report`.
         """
-        from orchestra.observe.report import write_report
-
         return write_report(path, events=events, result=self)

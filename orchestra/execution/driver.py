@@ -18,6 +18,7 @@ import anyio
 from orchestra.agents import Agent
 from orchestra.errors import BudgetExceeded, JournalError, NodeFailed, PlanError
 from orchestra.events import (
+    PLAN_TASK,
     BudgetStopped,
     EventSink,
     PlanReady,
@@ -36,7 +37,7 @@ from orchestra.models.calls import AnswerCache, CallKeys, CallSite
 from orchestra.models.client import Completion
 from orchestra.models.constellation import Constellation
 from orchestra.plan import Plan, Task
-from orchestra.planning.boss import PLAN_TASK, Planner
+from orchestra.planning.boss import Planner
 from orchestra.planning.replan import LoopGuard
 from orchestra.results import NodeResult, RunResult, Usage
 

@@ -104,6 +104,8 @@ class Scheduler:
         self._budgets: dict[str, tuple[tuple[str, Budget], ...]] = {}  # map items: their map's
         self._attempts: dict[str, int] = {}
         self._weighed: dict[str, float] = {}  # agent -> learned ratio the priorities use
+        self._settled = 0
+        self._next_reweigh = 0
         # Spending before the DAG (the boss's planning calls) counts towards the budget.
         self._result = Schedule(usage=usage or Usage())
         # The coordinator's inbox exists while `run` runs; before, the state holds everything.
@@ -317,10 +319,15 @@ class Scheduler:
         """Learn the node's duration; when the agent's correction has moved by more than a
         quarter since priorities were last computed with it, recompute them (a full pass)."""
         self._durations.observe(task, result.model, result.seconds)
+        self._settled += 1
         now = self._durations.ratio(task.agent)
         used = self._weighed.get(task.agent)
-        if now is not None and (used is None or abs(now - used) > _REWEIGH * used):
-            self._weighed[task.agent] = now
+        moved = now is not None and (used is None or abs(now - used) > _REWEIGH * used)
+        # A recomputation is a pass over the whole DAG: at most one per eighth of it settling,
+        # so a long run pays a bounded number of them.
+        if moved and self._settled >= self._next_reweigh:
+            self._weighed[task.agent] = now or 1.0
+            self._next_reweigh = self._settled + max(8, len(self._tasks) // 8)
             self._reweigh(task.agent)
 
     def _reweigh(self, agent: str) -> None:

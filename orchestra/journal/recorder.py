@@ -30,6 +30,7 @@ from orchestra.agents import Agent
 from orchestra.errors import BudgetExceeded, JournalError, NodeFailed
 from orchestra.events import (
     EVENTS,
+    PLAN_TASK,
     Event,
     MapExpanded,
     ModelCalled,
@@ -46,7 +47,6 @@ from orchestra.journal.store import Journal
 from orchestra.models.budget import Budget
 from orchestra.models.constellation import Constellation
 from orchestra.plan import Plan, Task
-from orchestra.planning.boss import PLAN_TASK
 from orchestra.results import NodeResult, RunResult, Usage
 
 __all__ = ["RunRecorder"]

@@ -17,15 +17,17 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from orchestra.events import Event, ModelCalled, NodeRouted
 from orchestra.observe.charts import NO_MODEL, Bar
-from orchestra.observe.tracker import BOSS_TASK, RunTrack
+from orchestra.observe.tracker import BOSS_TASK, ModelTrack, RunTrack
 from orchestra.priority import critical_path_priorities, slack
-from orchestra.results import Attempt, RunResult
+
+if TYPE_CHECKING:
+    from orchestra.results import Attempt, RunResult
 
 __all__ = ["Decision", "NodeDigest", "Note", "RunDigest", "critical_path", "digest", "display_text"]
 
@@ -87,6 +89,8 @@ class RunDigest:
     critical: list[str] = field(default_factory=list[str])
     critical_seconds: float = 0.0
     stopped: str | None = None
+    admission: dict[str, ModelTrack] = field(default_factory=dict[str, ModelTrack])
+    """Per model: rate-limit pauses, the lowest concurrency they left, time spent waiting."""
 
 
 def display_text(value: Any) -> str:
@@ -219,6 +223,7 @@ def digest(events: Sequence[Event], result: RunResult | None) -> RunDigest:
         by_model=by_model,
         output=None if result is None or result.output is None else display_text(result.output),
         stopped=track.stopped,
+        admission=track.models,
     )
     _mark_critical(run)
     _timeline(run, track, clock)

@@ -281,7 +281,19 @@ class LiveView:
             spend.append(f"   deadline {budget.max_seconds:g}s")
         if track.stopped is not None:
             spend.append(f"   stopped: {track.stopped}", style="bold red")
-        return Group(progress, spend)
+        limited = [m for m in track.models.values() if m.pauses]
+        if not limited:
+            return Group(progress, spend)
+        rates = Text("rate limits ")
+        for model in limited:
+            style = "bold yellow" if model.paused(now) else "yellow"
+            rates.append(f"{model.name}: {model.pauses}x 429", style=style)
+            if model.concurrency is not None:
+                rates.append(f", {model.concurrency} at a time", style=style)
+            if model.paused(now):
+                rates.append(" (paused)", style="bold yellow")
+            rates.append("   ")
+        return Group(progress, spend, rates)
 
     # -- plain lines -------------------------------------------------------------------------
 
@@ -337,6 +349,8 @@ _LABELS = {
     "hedge_won": "hedged",
     "call_timed_out": "timeout",
     "breaker_changed": "breaker",
+    "rate_limited": "429",
+    "concurrency_restored": "restored",
 }
 """Short verbs for the decisions the view shows in a generic way; other kinds show as is."""
 

@@ -20,12 +20,15 @@ from html import escape
 from importlib import resources
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING
 
 from orchestra.events import Event
 from orchestra.observe.charts import NO_MODEL, DagNode, dag_svg, gantt_svg
 from orchestra.observe.digest import RunDigest, digest
 from orchestra.observe.tracker import RETRY_KINDS
-from orchestra.results import RunResult
+
+if TYPE_CHECKING:
+    from orchestra.results import RunResult
 
 __all__ = ["PALETTE", "build_report", "write_report"]
 
@@ -102,6 +105,11 @@ def _models_table(run: RunDigest, colors: dict[str, str]) -> str:
     rows: list[str] = []
     for model in run.models:
         calls, tin, tout, cost = run.by_model.get(model, (0, 0, 0, 0.0))
+        seen = run.admission.get(model)
+        limited = "" if seen is None or not seen.pauses else f"{seen.pauses}"
+        if seen is not None and seen.lowest is not None:
+            limited += f" (down to {seen.lowest} at a time)"
+        waited = "" if seen is None or seen.waited <= 0 else _secs(seen.waited)
         meter = (
             f'<span class="meter" style="width:{max(2.0, 160 * cost / total):.0f}px;'
             f'background:{colors[model]}"></span>'
@@ -115,10 +123,21 @@ def _models_table(run: RunDigest, colors: dict[str, str]) -> str:
                     _td(f"{tout:,}", num=True),
                     f'<td class="num">{escape(_usd(cost))}{meter}</td>',
                     _td(f"{cost / total:.0%}", num=True),
+                    _td(limited, num=True),
+                    _td(waited, num=True),
                 ]
             )
         )
-    head = _head("model", ">calls", ">input tokens", ">output tokens", ">cost", ">share")
+    head = _head(
+        "model",
+        ">calls",
+        ">input tokens",
+        ">output tokens",
+        ">cost",
+        ">share",
+        ">429 pauses",
+        ">queued",
+    )
     return f"<table id='models'>{head}<tbody>{''.join(rows)}</tbody></table>"
 
 

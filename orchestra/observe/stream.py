@@ -21,14 +21,16 @@ import math
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from types import TracebackType
-from typing import final
+from typing import TYPE_CHECKING, final
 
 import anyio
 from anyio.abc import TaskGroup
 
 from orchestra._groups import close_group, open_group
 from orchestra.events import Event, EventSink
-from orchestra.results import RunResult
+
+if TYPE_CHECKING:
+    from orchestra.results import RunResult
 
 __all__ = ["EventStream"]
 

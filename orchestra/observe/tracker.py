@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from orchestra.events import PLAN_TASK as BOSS_TASK
 from orchestra.events import (
     BudgetStopped,
     CallTimedOut,
+    ConcurrencyRestored,
     Event,
     ModelCalled,
     NodeFinished,
@@ -31,12 +33,12 @@ from orchestra.events import (
     NodeStarted,
     PlanReady,
     PlanRejected,
+    RateLimited,
     RunFinished,
     RunStarted,
 )
-from orchestra.planning.boss import PLAN_TASK as BOSS_TASK
 
-__all__ = ["BOSS_TASK", "RETRY_KINDS", "NodeStatus", "NodeTrack", "RunTrack"]
+__all__ = ["BOSS_TASK", "RETRY_KINDS", "ModelTrack", "NodeStatus", "NodeTrack", "RunTrack"]
 
 RETRY_KINDS = frozenset({"retry_scheduled", "fallback_used", "escalated"})
 """Events that start another attempt at a node: a retry, a fallback, an escalation."""
@@ -94,6 +96,28 @@ class NodeTrack:
 
 
 @dataclass
+class ModelTrack:
+    """How one model's admission went: rate-limit pauses and its effective concurrency."""
+
+    name: str
+    pauses: int = 0
+    """429s that paused the model's queue."""
+    paused_seconds: float = 0.0
+    """Seconds of those pauses, added up."""
+    paused_until: datetime | None = None
+    concurrency: int | None = None
+    """Calls it may have in flight after the last 429 (None: its full concurrency)."""
+    lowest: int | None = None
+    """The lowest concurrency 429s brought it to (None: never lowered)."""
+    waited: float = 0.0
+    """Seconds its calls spent waiting for admission, added up."""
+
+    def paused(self, now: datetime) -> bool:
+        """True while a pause is on."""
+        return self.paused_until is not None and now < self.paused_until
+
+
+@dataclass
 class RunTrack:
     """What is known of one run, folded from its events by `apply`.
 
@@ -127,6 +151,8 @@ class RunTrack:
     """Events that name no node of the plan (breaker changes, budget stops, unknown kinds)."""
     stopped: str | None = None
     """The budget limit that stopped the run, if one did."""
+    models: dict[str, ModelTrack] = field(default_factory=dict[str, ModelTrack])
+    """Models whose calls waited for admission or were rate limited, by spec name."""
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -212,8 +238,27 @@ class RunTrack:
             case BudgetStopped():
                 self.stopped = event.limit
                 self.notes.append(event)
+            case RateLimited():
+                model = self.model(event.model)
+                model.pauses += 1
+                model.paused_seconds += event.pause
+                model.paused_until = event.at + timedelta(seconds=event.pause)
+                model.concurrency = event.concurrency
+                if event.concurrency is not None:
+                    model.lowest = min(model.lowest or event.concurrency, event.concurrency)
+                self._note(event)
+            case ConcurrencyRestored():
+                self.model(event.model).concurrency = None
+                self._note(event)
             case _:
                 self._note(event)
+
+    def model(self, name: str) -> ModelTrack:
+        """The model's admission track, created on first mention."""
+        track = self.models.get(name)
+        if track is None:
+            track = self.models[name] = ModelTrack(name)
+        return track
 
     def _plan(self, event: PlanReady) -> None:
         if self.boss is not None:
@@ -229,6 +274,8 @@ class RunTrack:
 
     def _called(self, event: ModelCalled) -> None:
         self.calls.append(event)
+        if event.waited > 0:
+            self.model(event.model).waited += event.waited
         self.input_tokens += event.input_tokens
         self.output_tokens += event.output_tokens
         self.cost_usd += event.cost_usd

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from orchestra.agents import Agent
 from orchestra.errors import PlanError
-from orchestra.events import EventSink, PlanRejected
+from orchestra.events import PLAN_TASK, EventSink, PlanRejected
 from orchestra.models.calls import CallRequest, CallSite, ModelCalls
 from orchestra.models.client import Completion, load_litellm
 from orchestra.models.constellation import Constellation
@@ -35,9 +35,6 @@ from orchestra.results import NodeResult
 from orchestra.validation import plan_problems
 
 __all__ = ["PLAN_TASK", "Planner"]
-
-PLAN_TASK = "(plan)"
-"""The task id the boss's planning calls carry in events (no task of a plan can have it)."""
 
 Dispatch = Callable[[Task], None]
 

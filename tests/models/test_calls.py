@@ -14,8 +14,10 @@ import orchestra as oc
 from orchestra.events import BudgetStopped, ModelCalled, RateLimited, RunFinished
 from orchestra.testing import (
     Error,
+    FakeFailure,
     FakeModel,
     FakeReply,
+    FakeRequest,
     OpenAICompatibleServer,
     Reply,
 )
@@ -376,3 +378,66 @@ def test_idempotency_keys_reach_the_server() -> None:
 
     keys = anyio.run(main, backend="asyncio")
     assert keys == ["keyed:t00:1", "keyed:t00:1"]
+
+
+async def test_a_planning_run_cut_by_its_deadline_records_what_the_boss_cost(
+    fake: FakeModel, tmp_path: Path
+) -> None:
+    """The boss's first (invalid) answer was paid; its second is cut by max_seconds: the run
+    ends with BudgetExceeded carrying that cost, and the journal records it."""
+    answers = iter(
+        [
+            FakeReply("no plan", input_tokens=1000, output_tokens=0),
+            FakeReply("too late", latency=30.0),
+        ]
+    )
+    fake.handler = lambda request: next(answers)
+    models = [oc.ModelSpec(name="boss", model=fake.model("boss"), input_cost=1, output_cost=1)]
+    orch = oc.Orchestra(models=models, boss="boss", journal=tmp_path / "runs.sqlite")
+    with pytest.raises(oc.BudgetExceeded) as info:
+        await orch.run("do it", run_id="cut", budget=oc.Budget(max_seconds=0.5))
+    assert info.value.limit == "max_seconds"
+    assert info.value.result.cost_usd == pytest.approx(1000 / 1e6)
+    assert orch.runs()[0].cost_usd >= 1000 / 1e6
+
+
+async def test_replanned_work_spends_only_what_the_run_has_left(fake: FakeModel) -> None:
+    """A node fails for good, the boss replans the rest, and the new tasks spend inside the
+    same run budget: the run never passes it."""
+    first = {
+        "tasks": [
+            {"id": "a", "agent": "w", "prompt": "x"},
+            {"id": "b", "agent": "w", "prompt": "y"},
+        ]
+    }
+    again = {
+        "tasks": [
+            *({"id": f"c{i}", "agent": "w", "prompt": "z"} for i in range(8)),
+            {"id": "end", "agent": "w", "prompt": "sum up", "after": [f"c{i}" for i in range(8)]},
+        ]
+    }
+    boss = [json.dumps(first)]
+
+    def answer(request: FakeRequest) -> FakeReply | FakeFailure:
+        if request.agent == "plan":
+            plan = boss.pop() if boss else json.dumps(again)
+            return FakeReply(plan, input_tokens=10, output_tokens=10)
+        if request.task_id == "b":
+            return FakeFailure(400)
+        return FakeReply("done", input_tokens=100_000, output_tokens=0)
+
+    fake.handler = answer
+    models = oc.Constellation(
+        [
+            oc.ModelSpec(name="boss", model=fake.model("boss"), input_cost=1, output_cost=1),
+            oc.ModelSpec(name="m", model=fake.model("m"), input_cost=1, output_cost=1),
+        ]
+    )
+    orch = oc.Orchestra(
+        models=models, agents=[oc.Agent(name="w", model="m")], boss="boss", journal=None
+    )
+    with pytest.raises((oc.BudgetExceeded, oc.NodeFailed)) as info:
+        await orch.run("do it", budget=oc.Budget(max_usd=0.35))
+    result = info.value.result
+    assert any(task_id.startswith("c") for task_id in result.nodes)
+    assert result.cost_usd <= 0.35 + 0.1  # at most one call sent before its price was learned

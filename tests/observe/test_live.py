@@ -147,3 +147,27 @@ def test_tree_order_nests_under_the_last_dependency() -> None:
         "d": NodeTrack("d", after=("c",)),
     }
     assert tree_order(nodes) == [("a", "├─ "), ("b", "└─ "), ("c", "   └─ "), ("d", "      └─ ")]
+
+
+def test_rate_limits_show_per_model_in_the_frame(at: Callable[[float], datetime]) -> None:
+    """A 429 puts the model in the footer: its pauses, its lowered concurrency, and whether
+    its queue is paused right now."""
+    console = _console(terminal=True)
+    view = LiveView(console, clock=lambda: at(1.2))
+    view(oc.events.RunStarted(run_id="r", at=at(0)))
+    view(oc.events.NodeStarted(run_id="r", at=at(0.1), task_id="a", agent="w"))
+    view(
+        oc.events.RateLimited(
+            run_id="r", at=at(1.0), task_id="a", model="fast", pause=2.0, concurrency=4
+        )
+    )
+    frame = console.export_text() + _text(view.render(at(1.2)))
+    assert "rate limits fast: 1x 429, 4 at a time (paused)" in frame
+    later = _text(view.render(at(5.0)))
+    assert "(paused)" not in later and "fast: 1x 429" in later
+
+
+def _text(renderable: object) -> str:
+    console = Console(file=io.StringIO(), width=110, record=True)
+    console.print(renderable)
+    return console.export_text()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 import orchestra as oc
+from orchestra import events as ev
 from orchestra.events import Event
 from orchestra.observe.digest import critical_path, digest
 from orchestra.observe.report import build_report
@@ -171,3 +174,22 @@ def test_critical_path_prefers_the_longest_chain_then_the_smaller_id() -> None:
     assert critical_path(deps, {"a": 1.0, "b": 2.0, "c": 1.0})[0] == ["b", "c"]
     assert critical_path({}, {}) == ([], {})
     assert critical_path({"x": set[str]()}, {"x": 0.0})[0] == []
+
+
+def test_rate_limits_appear_in_the_models_table(at: Callable[[float], datetime]) -> None:
+    """The report's model table says how often each model was rate limited, how low its
+    concurrency went, and how long its calls queued."""
+    events: list[Event] = [
+        ev.RunStarted(run_id="r", at=at(0)),
+        ev.NodeStarted(run_id="r", at=at(0), task_id="a", agent="w"),
+        ev.RateLimited(run_id="r", at=at(1), task_id="a", model="fast", pause=1.0, concurrency=4),
+        ev.RateLimited(run_id="r", at=at(2), task_id="a", model="fast", pause=1.0, concurrency=2),
+        ev.ModelCalled(
+            run_id="r", at=at(3), task_id="a", model="fast", reason="r", seconds=0.5, waited=2.5
+        ),
+        ev.NodeFinished(run_id="r", at=at(3), task_id="a", model="fast", cost_usd=0.0, seconds=3),
+        ev.RunFinished(run_id="r", at=at(3), status="succeeded", cost_usd=0.0, seconds=3),
+    ]
+    html = build_report(events)
+    table = html[html.index("<table id='models'>") :]
+    assert "2 (down to 2 at a time)" in table and "2.50" in table.split("</table>")[0]
