@@ -255,7 +255,6 @@ class Ray:
             )
             .remote(runner.calls.admission.state.max_calls)
         )
-        service.serve.remote()
         setup = HostSetup(
             models=runner.constellation,
             agents=runner.agents,

@@ -27,12 +27,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from anyio.abc import TaskGroup
 
 from orchestra.models.admission import Admission, Sent, Ticket
 from orchestra.models.budget import Account, Budget, Reservation
@@ -46,12 +45,12 @@ AccountPath = tuple[tuple[str, Budget], ...]
 
 @dataclass
 class _Call:
-    """One call as the service tracks it."""
+    """One call as the service tracks it: entered into admission by `admit`, left by
+    `release` (an `Admission.admit` context held open between two requests)."""
 
     owner: str
-    admitted: anyio.Event = field(default_factory=anyio.Event)
-    released: anyio.Event = field(default_factory=anyio.Event)
-    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    waiting: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    manager: AbstractAsyncContextManager[Ticket] | None = None
     ticket: Ticket | None = None
     held: Reservation | None = None
 
@@ -81,36 +80,15 @@ class _Ledger:
 
 
 class AdmissionService:
-    """The service actor (see the module docstring); `serve` must be started once."""
+    """The service actor (see the module docstring)."""
 
     def __init__(self, max_calls: int | None = None) -> None:
         self.admission = Admission(max_calls=max_calls)
         self.ledger = _Ledger()
         self._calls: dict[str, _Call] = {}
         self._gone: set[str] = set()
-        self._group: TaskGroup | None = None
-        self._ready = anyio.Event()
         self.admitted = 0
         """Calls admitted so far."""
-
-    async def serve(self) -> None:
-        """Hold the task group the admitted calls wait in (runs as long as the actor)."""
-        async with anyio.create_task_group() as group:
-            self._group = group
-            self._ready.set()
-            await anyio.sleep_forever()
-
-    async def _slot(
-        self, call: _Call, spec: ModelSpec, priority: float, tie: str, tokens: int
-    ) -> None:
-        with call.scope:
-            async with self.admission.admit(
-                spec, priority=priority, tie=tie, tokens=tokens
-            ) as ticket:
-                call.ticket = ticket
-                self.admitted += 1
-                call.admitted.set()
-                await call.released.wait()
 
     async def admit(
         self, call_id: str, owner: str, spec: ModelSpec, priority: float, tie: str, tokens: int
@@ -119,12 +97,14 @@ class AdmissionService:
         if call_id in self._gone:
             self._gone.discard(call_id)
             return False
-        await self._ready.wait()
         call = self._calls[call_id] = _Call(owner)
-        if self._group is None:  # pragma: no cover - set before _ready
-            raise RuntimeError("the admission service is not serving")
-        self._group.start_soon(self._slot, call, spec, priority, tie, tokens)
-        await call.admitted.wait()
+        manager = self.admission.admit(spec, priority=priority, tie=tie, tokens=tokens)
+        with call.waiting:  # cancelled by a release that comes first
+            # Entered here and left by `release`, in another request: the context holds no
+            # cancel scope across its `yield`, so that is safe.
+            ticket = await manager.__aenter__()
+            call.manager, call.ticket = manager, ticket
+            self.admitted += 1
         return call.ticket is not None
 
     def hold(self, call_id: str, path: AccountPath, usd: float, tokens: int) -> None:
@@ -144,7 +124,7 @@ class AdmissionService:
         if call is not None and call.ticket is not None:
             self.admission.rate_limited(call.ticket, pause)
 
-    def release(
+    async def release(
         self,
         call_id: str,
         tokens: int | None = None,
@@ -157,23 +137,23 @@ class AdmissionService:
         if call is None:
             self._gone.add(call_id)  # its admit has not arrived yet
             return
-        ticket = call.ticket
-        if ticket is not None:
-            if tokens is not None and ticket.sent is not None:
-                ticket.sent.tokens = tokens
-            if answered:
-                self.admission.succeeded(ticket)
         if call.held is not None:
             if settled is None:
                 call.held.release()
             else:
                 usd, spent, estimated = settled
                 call.held.settle(usd=usd, tokens=spent, estimated=estimated)
-        call.scope.cancel()  # a call still waiting gives up its place
-        call.released.set()
-        call.admitted.set()
+        ticket, manager = call.ticket, call.manager
+        if ticket is None or manager is None:
+            call.waiting.cancel()  # still queued: it gives up its place
+            return
+        if tokens is not None and ticket.sent is not None:
+            ticket.sent.tokens = tokens
+        if answered:
+            self.admission.succeeded(ticket)
+        await manager.__aexit__(None, None, None)
 
-    def restarted(self, actor: str, owner: str) -> int:
+    async def restarted(self, actor: str, owner: str) -> int:
         """An actor's new process (`owner`) started: release the calls of its earlier lives,
         their reservations settled at the estimate. Returns how many were released."""
         prefix = f"{actor}/"
@@ -184,8 +164,9 @@ class AdmissionService:
         ]
         for call_id in stale:
             held = self._calls[call_id].held
-            settled = None if held is None else (held.usd, held.tokens, True)
-            self.release(call_id, settled=settled)
+            await self.release(
+                call_id, settled=None if held is None else (held.usd, held.tokens, True)
+            )
         return len(stale)
 
     def base(self, path: AccountPath, usd: float, tokens: int) -> None:
