@@ -237,11 +237,26 @@ async def test_actors_killed_mid_call_lose_nothing_recorded(
     )
 
     async def kill_actors() -> None:
+        """Kill both actors and wait for their new processes (a kill lands asynchronously:
+        an actor still alive could answer its held call)."""
         import ray
 
-        assert ray_backend.pool is not None
-        for actor in ray_backend.pool.actors:
+        pool = ray_backend.pool
+        assert pool is not None
+        before = {h.pid for h in await pool.info()}
+        for actor in pool.actors:
             ray.kill(actor, no_restart=False)
+
+        async def restarted() -> bool:
+            try:
+                return not {h.pid for h in await pool.info()} & before
+            except ray.exceptions.RayActorError:
+                return False
+
+        deadline = time.monotonic() + 180
+        while not await restarted():
+            assert time.monotonic() < deadline, "the actors did not restart"
+            await anyio.sleep(0.2)
 
     results, at_loss, requests = await _batch_through_a_loss(orch, ray_backend, held, kill_actors)
     assert (results.succeeded, results.failed) == (8, 0), results.errors
