@@ -221,9 +221,7 @@ def latencies(deps: Deps, seed: int) -> tuple[dict[str, str], dict[str, float]]:
     rng = random.Random(seed)
     agents = list(AGENT_SECONDS)
     agent_of = {node: rng.choice(agents) for node in deps}
-    seconds = {
-        node: AGENT_SECONDS[agent_of[node]] * rng.lognormvariate(0.0, 0.5) for node in deps
-    }
+    seconds = {node: AGENT_SECONDS[agent_of[node]] * rng.lognormvariate(0.0, 0.5) for node in deps}
     return agent_of, seconds
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import difflib
+import re
+from collections.abc import Collection, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, cast
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic.config import ExtraValues
+from pydantic_core import ErrorDetails
 from typing_extensions import Self
 
 from orchestra.errors import ConfigError, OrchestraError
@@ -19,15 +23,60 @@ Tags = Annotated[AbstractSet[str], AfterValidator(frozenset)]
 """A set of tags, stored as a frozenset."""
 
 
-def describe_validation_error(what: str, exc: ValidationError) -> str:
-    """Turn pydantic's report into one readable sentence per problem."""
+# Field names whose values are never echoed in an error: a misspelt or mistyped secret field
+# (`apikey=`, TOML `api-key`) must not print the key it was given.
+SECRET_NAME = re.compile(r"key|token|secret|passw|credential|auth|cookie|signature", re.I)
+"""Names (of fields, options, headers, environment variables) whose values are secrets."""
+USERINFO = re.compile(r"(?<=://)[^/\s@'\"]+@")
+"""The `user:password@` part of a URL, which must never be shown."""
+_SHOWN_CHARS = 80
+
+
+def _shown(err: ErrorDetails, known: Collection[str]) -> str:
+    """What an error report says about the offending value: its repr, a hint, or nothing."""
+    where = [str(part) for part in err["loc"]]
+    if err["type"] == "extra_forbidden":
+        # An unknown field may be a misspelt secret: name the field, never its value.
+        if len(where) != 1:
+            return ""
+        # Compared without case and with `-` as `_`: TOML's `api-key`, an env-style `API_KEY`.
+        fields = {name.lower().replace("-", "_"): name for name in known}
+        close = difflib.get_close_matches(where[0].lower().replace("-", "_"), fields, n=1)
+        return f"; did you mean {fields[close[0]]!r}?" if close else ""
+    got: object = err.get("input")
+    if isinstance(got, (dict, list, tuple)) or any(SECRET_NAME.search(p) for p in where):
+        return ""
+    text = USERINFO.sub("***@", repr(got))
+    return f" (got {text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + '...'})"
+
+
+def describe_validation_error(what: str, exc: ValidationError, known: Collection[str] = ()) -> str:
+    """Turn pydantic's report into one readable sentence per problem.
+
+    Values are shown (shortened) except under unknown fields and fields named like secrets
+    (`api_key`, `token`...), so a misspelt key field never puts the key in the message;
+    `known` (the model's field names) gives unknown fields a did-you-mean.
+    """
     lines = [f"{what} is invalid:"]
     for err in exc.errors(include_url=False):
         where = ".".join(str(part) for part in err["loc"]) or "(value)"
-        got: object = err.get("input")
-        shown = "" if isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"  - {where}: {err['msg']}{shown}")
+        inner = err.get("ctx", {}).get("error")
+        if isinstance(inner, OrchestraError):  # a nested model's own report, as it is
+            lines.append(f"  - {where}: {inner}")
+            continue
+        lines.append(f"  - {where}: {err['msg']}{_shown(err, known)}")
     return "\n".join(lines)
+
+
+def _own_error(exc: ValidationError) -> OrchestraError | None:
+    """Our own typed error, when pydantic only wrapped it (a model's `__init__` raising
+    inside `model_validate`), so it is raised as it is rather than described twice."""
+    errors = exc.errors(include_url=False)
+    if len(errors) == 1 and not errors[0]["loc"]:
+        inner = errors[0].get("ctx", {}).get("error")
+        if isinstance(inner, OrchestraError):
+            return inner
+    return None
 
 
 class Frozen(BaseModel):
@@ -40,21 +89,98 @@ class Frozen(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise type(self).invalid(data, exc) from exc
+            error = type(self).invalid(data, exc)
+        else:
+            return
+        # Raised outside the handler: pydantic's error, which holds the raw inputs (a
+        # misspelt key field's value among them), is neither the cause nor the context.
+        raise error
 
     @classmethod
-    def invalid(cls, data: dict[str, Any], exc: ValidationError) -> OrchestraError:
+    def invalid(cls, data: Any, exc: ValidationError) -> OrchestraError:
         """The typed error to raise when `data` does not validate as this model."""
         label = cls.__name__
-        name = data.get("name") or data.get("id")
+        fields: Mapping[str, Any] = (
+            cast(Mapping[str, Any], data) if isinstance(data, Mapping) else {}
+        )
+        name = fields.get("name") or fields.get("id")
         if isinstance(name, str):
             label = f"{label} {name!r}"
-        return cls.error_type(describe_validation_error(label, exc))
+        return cls.error_type(describe_validation_error(label, exc, cls.model_fields))
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> Self:
         """Validate `data` as this model, raising the typed error on failure."""
+        return cls.model_validate(data)
+
+    @classmethod
+    def model_validate(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: ExtraValues | None = None,
+        from_attributes: bool | None = None,
+        context: Any | None = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self:
+        """Validate `obj` as this model, raising the typed error (`error_type`) on failure."""
         try:
-            return cls.model_validate(data)
+            return super().model_validate(
+                obj,
+                strict=strict,
+                extra=extra,
+                from_attributes=from_attributes,
+                context=context,
+                by_alias=by_alias,
+                by_name=by_name,
+            )
         except ValidationError as exc:
-            raise cls.invalid(dict(data), exc) from exc
+            error = _own_error(exc) or cls.invalid(obj, exc)
+        raise error
+
+    @classmethod
+    def model_validate_json(
+        cls,
+        json_data: str | bytes | bytearray,
+        *,
+        strict: bool | None = None,
+        extra: ExtraValues | None = None,
+        context: Any | None = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self:
+        """Validate JSON text as this model, raising the typed error on failure."""
+        try:
+            return super().model_validate_json(
+                json_data,
+                strict=strict,
+                extra=extra,
+                context=context,
+                by_alias=by_alias,
+                by_name=by_name,
+            )
+        except ValidationError as exc:
+            error = _own_error(exc) or cls.invalid(None, exc)
+        raise error
+
+    @classmethod
+    def model_validate_strings(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: ExtraValues | None = None,
+        context: Any | None = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self:
+        """Validate string data as this model, raising the typed error on failure."""
+        try:
+            return super().model_validate_strings(
+                obj, strict=strict, extra=extra, context=context, by_alias=by_alias, by_name=by_name
+            )
+        except ValidationError as exc:
+            error = _own_error(exc) or cls.invalid(obj, exc)
+        raise error

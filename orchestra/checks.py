@@ -3,35 +3,38 @@
 Vocabulary:
 
 - An **answer** (`Answer`) is what one model said for a node: its text (None when the call
-  failed), the model, the cost, the cascade stage that asked it.
+  failed), the model, the cost, the cascade stage that asked it. An answer that failed or is
+  flawed (empty, cut off at the output limit, invalid against the output schema) is not `ok`:
+  checks treat it as saying nothing, so in a cascade it is a reason to escalate.
 - A **key** is an answer's *final answer*, normalised, so that two models that reach the same
   result in different words compare equal: `"$17,500"` and `"17500.00"` share the key
-  `"17500"`; `'abc'` and `abc` share `abc`. `answer_key` extracts the final answer from a
-  structured reply (a JSON object with an `answer` field, fenced or not), or from an
-  `Answer: ...` line or a `\\boxed{...}`; a reply with none has no key (None) and agrees with
-  nothing.
+  `"17500"`; `'abc'` and `abc` share `abc`; the plain replies `"Paris"` and `"paris."` share
+  `paris`. `answer_key` (the default; `orchestra.answers`) extracts the final answer from a
+  structured reply (a JSON object with an `answer` field, fenced or not, or a `\\boxed{...}`)
+  or an `Answer: ...` line, or takes a short one-line reply as its own answer; a reply with
+  none has no key (None) and agrees with nothing. Every check takes its own `key=`.
 - A **check** (the `Check` protocol, one async method `judge`) looks at every answer a node has
   so far and gives a **verdict**: accepted, with the answer to keep, or rejected, with a best
   guess and the reason. A cascade (`orchestra.routing.Cascade`) asks more models when a check
   rejects; at the last stage the best guess is kept.
 
 Checks here: `Agree` (at least N answers share a key), `Vote` (plurality, always accepts),
-`Verify` (another model judges the answer) and `Aggregate` (mixture-of-agents: another model
-reads every answer and writes the final one). The rule shared by all of them: among tied groups
+`Schema` (only answers valid against a pydantic type count), `Verify` (another model judges
+the answer) and `Aggregate` (mixture-of-agents: another model reads every answer and writes
+the final one). The rule shared by all of them: among tied groups
 the one holding the *latest* answer wins, because cascades ask stronger models later.
 """
 
 from __future__ import annotations
 
-import ast
-import json
-import math
 import re
-import warnings
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from dataclasses import dataclass, replace
+from typing import Protocol
 
+from pydantic import BaseModel, ValidationError
+
+from orchestra.answers import answer_key, final_answer, json_object, normalise_answer
 from orchestra.errors import OrchestraError
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "AskModel",
     "Check",
     "CheckContext",
+    "Schema",
     "Verdict",
     "Verify",
     "Vote",
@@ -59,12 +63,14 @@ class Answer:
     model: str
     """Spec name of the model that answered (after any fallback)."""
     text: str | None
-    """The reply's text; None when the call failed."""
+    """The reply's text; None when the call failed or the reply was empty."""
     cost_usd: float = 0.0
     stage: int = 0
     """The cascade stage that asked for it, from 0."""
     error: str | None = None
-    """Why the call failed, when it did."""
+    """Why the answer cannot be used, when it cannot: the call failed (no text), or the reply
+    is flawed — cut off at the output limit, or not valid against the output schema (its text
+    is kept, a last resort when no model answers usably)."""
     asked: str | None = None
     """The model the route named, when another (a fallback) answered instead."""
     output_tokens: int = 0
@@ -73,8 +79,8 @@ class Answer:
 
     @property
     def ok(self) -> bool:
-        """True when the model answered."""
-        return self.text is not None
+        """True when the model answered usably: text, and no flaw (checks judge only these)."""
+        return self.text is not None and self.error is None
 
 
 @dataclass(frozen=True)
@@ -110,206 +116,6 @@ class Check(Protocol):
         ...
 
 
-# -- final answers and their keys ------------------------------------------------------------
-
-_FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n(.*?)```", re.DOTALL)
-# `"answer": "..."` (a JSON string with escapes) or `"answer": 42` (a bare value).
-_ANSWER_FIELD = re.compile(r'"answer"\s*:\s*("(?:[^"\\]|\\.)*"|[^,}\n]+)', re.DOTALL)
-_ANSWER_LINE = re.compile(r"(?im)^[^\n]*?\banswer(?:\s+is)?\s*[:=][ \t]*(.+?)\s*$")
-_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+")
-_UNITS = re.compile(r"\s*(?:dollars?|cents?|units?|%|percent)$", re.IGNORECASE)
-
-
-def _boxed(text: str) -> str | None:
-    """The content of the last `\\boxed{...}`, braces balanced."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, begin = 0, start + len("\\boxed{")
-    for index in range(begin, len(text)):
-        char = text[index]
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            if depth == 0:
-                return text[begin:index]
-            depth -= 1
-    return None
-
-
-# LaTeX in JSON strings is often written with single backslashes: `\frac` would decode as a
-# form feed and "rac", `\sqrt` not at all. Escaped pairs (`\\`) are kept; a backslash is
-# doubled when the escape is invalid JSON, or is a control character no answer means (`\f`,
-# `\b`), or starts a common LaTeX command (`\neq`, `\times`, `\right`...).
-_LONE_BACKSLASH = re.compile(
-    r"\\\\|\\(?=[^\"\\/bfnrtu]|[fb][A-Za-z]|u(?![0-9A-Fa-f]{4})"
-    r"|n(?:eq|e\b|abla|ot|u\b|i\b)|t(?:imes|heta|ext|an|au|o\b|op|frac)"
-    r"|r(?:ight|ho|angle|ceil|floor))"
-)
-
-
-def _repair_escapes(block: str) -> str:
-    return _LONE_BACKSLASH.sub(lambda m: m.group(0) if len(m.group(0)) == 2 else "\\\\", block)
-
-
-def _json_answer(block: str) -> str | None:
-    try:
-        # strict=False: models often put raw newlines inside JSON strings.
-        value: Any = json.loads(_repair_escapes(block), strict=False)
-    except ValueError:
-        return None
-    if not isinstance(value, dict):
-        return None
-    fields = cast(dict[str, Any], value)
-    if "answer" not in fields:
-        return None
-    found = fields["answer"]
-    return found if isinstance(found, str) else json.dumps(found)
-
-
-def _field_answer(text: str) -> str | None:
-    matches = _ANSWER_FIELD.findall(text)
-    if not matches:
-        return None
-    raw = str(matches[-1]).strip()
-    if raw.startswith('"'):
-        try:
-            return str(json.loads(raw, strict=False))
-        except ValueError:
-            # Invalid JSON escapes (LaTeX such as `\(`) are common: keep the text as written.
-            return raw[1:-1]
-    return raw
-
-
-def final_answer(text: str) -> str | None:
-    """The final answer stated in a reply, or None when it states none.
-
-    Looks, in order, for a JSON object with an `answer` field (in a fenced block, or the whole
-    reply), an `"answer": ...` field in broken JSON, a `\\boxed{...}`, and an `Answer: ...`
-    line.
-
-    Example:
-        >>> final_answer('```json\\n{"reasoning": "3 * 60 * 3", "answer": "540"}\\n```')
-        '540'
-        >>> final_answer("So the result is \\\\boxed{\\\\frac{1}{2}}.")
-        '\\\\frac{1}{2}'
-        >>> final_answer("I am not sure.") is None
-        True
-    """
-    for block in reversed(_FENCE.findall(text)):
-        found = _json_answer(block)
-        if found is not None:
-            return found
-    stripped = text.strip()
-    if stripped.startswith("{"):
-        found = _json_answer(stripped)
-        if found is not None:
-            return found
-    for find in (_field_answer, _boxed):
-        found = find(text)
-        if found is not None:
-            return found
-    lines = _ANSWER_LINE.findall(text)
-    return str(lines[-1]) if lines else None
-
-
-# A number, a space, then unit words ("540 meters", "10 miles per hour"): each word at
-# least two letters, so algebra ("4x", "3 x") is not mistaken for a quantity.
-_QUANTITY = re.compile(r"([-+]?[\d,.]*\d)\s+(?:(?!pi\b)[A-Za-z]{2,}\.?(?:\s+|$))+")
-
-
-def _number(text: str) -> str | None:
-    core = _UNITS.sub("", text.strip().lstrip("$€£").strip())
-    quantity = _QUANTITY.fullmatch(core + " ")
-    if quantity is not None and not _NUMBER.fullmatch(core):
-        core = quantity.group(1).strip()
-    if not _NUMBER.fullmatch(core):
-        return None
-    value = float(core.replace(",", ""))
-    if math.isfinite(value) and value.is_integer():
-        return str(int(value))
-    return repr(value)
-
-
-def _literal(text: str) -> str | None:
-    if not text or text[0] not in "'\"[({-+.0123456789TFN":
-        return None  # not a Python literal: skip the parser (and its warnings)
-    with warnings.catch_warnings():
-        # literal_eval warns (SyntaxWarning) on odd escapes; a failed parse is the answer here.
-        warnings.simplefilter("ignore")
-        try:
-            value: Any = ast.literal_eval(text)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            return None
-    if isinstance(value, str):
-        return value  # spacing inside a string literal is part of the answer
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return str(int(value))
-    return _spaces(repr(value))
-
-
-def _spaces(text: str) -> str:
-    # Spacing carries no meaning next to symbols ("x + 1" is "x+1"), but does between words.
-    text = re.sub(r"\s+", " ", text.strip())
-    return re.sub(r"\s*([^\w\s])\s*", r"\1", text)
-
-
-_LATEX = (
-    ("\\dfrac", "\\frac"),
-    ("\\tfrac", "\\frac"),
-    ("\\left", ""),
-    ("\\right", ""),
-    ("\\!", ""),
-    ("\\,", ""),
-    ("\\;", ""),
-    ("^\\circ", ""),
-    ("^{\\circ}", ""),
-)
-
-
-def normalise_answer(answer: str) -> str:
-    """A canonical form of a final answer, for comparing answers (not for display).
-
-    Numbers lose currency signs, thousands separators, trailing zeros and units
-    (`"$17,500.00"` → `"17500"`, `"540 meters"` → `"540"`); Python literals are parsed and
-    strings unquoted (`"'abc'"` → `"abc"`); math loses `$...$`, `\\boxed{}`, `\\text{}` and
-    `\\left`/`\\right`; spacing next to symbols is dropped. Case is kept: `'CW'` and `'cw'`
-    are different outputs.
-
-    Example:
-        >>> normalise_answer("$17,500.00"), normalise_answer("'abc'"), normalise_answer("$x + 1$")
-        ('17500', 'abc', 'x+1')
-    """
-    text = answer.strip()
-    if len(text) > 1 and text.startswith("$") and text.endswith("$") and text.count("$") == 2:
-        text = text[1:-1].strip()
-    boxed = _boxed(text)
-    if boxed is not None and text.startswith("\\boxed{") and text.endswith("}"):
-        text = boxed.strip()
-    number = _number(text)
-    if number is not None:
-        return number
-    literal = _literal(text)
-    if literal is not None:
-        return literal
-    for old, new in _LATEX:
-        text = text.replace(old, new)
-    text = re.sub(r"\\(?:text|mathrm|textbf)\{([^{}]*)\}", r"\1", text)
-    text = _spaces(text)
-    return _number(text) or text  # `10\text{ cm}` is the quantity `10 cm`
-
-
-def answer_key(text: str) -> str | None:
-    """The key answers are compared by: the normalised final answer (None: none stated).
-
-    Example:
-        >>> answer_key('{"answer": "$12.00"}') == answer_key('The answer is: 12')
-        True
-    """
-    found = final_answer(text)
-    return None if found is None else normalise_answer(found)
-
-
 def plurality(keys: Sequence[str | None]) -> tuple[int, int] | None:
     """The largest group of equal keys: (index of its latest member, its size).
 
@@ -339,7 +145,7 @@ def shorten(text: str, limit: int = 40) -> str:
 
 
 def _keyed(answers: Sequence[Answer], key: AnswerKey) -> list[str | None]:
-    return [key(a.text) if a.text is not None else None for a in answers]
+    return [key(a.text) if a.ok and a.text is not None else None for a in answers]
 
 
 def latest_answer(answers: Sequence[Answer]) -> Answer | None:
@@ -412,6 +218,84 @@ class Vote:
     async def judge(self, answers: Sequence[Answer], context: CheckContext) -> Verdict:
         """Accept the plurality answer."""
         return self.decide(answers)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Only answers holding a valid `output_type` object count: the others are flawed.
+
+    An answer whose reply holds no JSON object valid against `output_type` (the whole reply,
+    or a fenced block) is set aside like a failed call, its problem in the reason; `then`
+    judges the rest (None: accept the latest valid answer). With no valid answer the check
+    rejects, so a cascade escalates; at the last stage the node keeps the latest flawed answer
+    and its route says so. Put it on every stage whose answers must be valid.
+
+    Example:
+        >>> from pydantic import BaseModel
+        >>> class Total(BaseModel):
+        ...     total: float
+        >>> Schema(Total).decide([Answer("fast", '{"total": 12.5}')]).accepted
+        True
+        >>> print(Schema(Total).decide([Answer("fast", '{"total": "a lot"}')]).reason)
+        no answer is a valid Total (fast: total: Input should be a valid number...)
+    """
+
+    output_type: type[BaseModel]
+    then: Check | None = None
+    """Judges the valid answers (None: the latest valid one is accepted)."""
+
+    def screen(self, answers: Sequence[Answer]) -> list[Answer]:
+        """The answers, those not valid against `output_type` marked flawed."""
+        return [self._screened(a) if a.ok else a for a in answers]
+
+    def _screened(self, answer: Answer) -> Answer:
+        name = self.output_type.__name__
+        data = json_object(answer.text or "")
+        if data is None:
+            return replace(answer, error=f"not a valid {name}: it holds no JSON object")
+        try:
+            self.output_type.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(object)'}: {e['msg']}"
+                for e in exc.errors(include_url=False)
+            )
+            return replace(answer, error=f"not a valid {name}: {problems}")
+        return answer
+
+    def decide(self, answers: Sequence[Answer]) -> Verdict:
+        """The verdict when `then` is None (no model call)."""
+        screened = self.screen(answers)
+        latest = latest_answer(screened)
+        if latest is not None:
+            return Verdict(True, latest, f"{latest.model}'s answer is a valid {self.name}")
+        return Verdict(False, self._flawed(screened), self._none_valid(screened))
+
+    async def judge(self, answers: Sequence[Answer], context: CheckContext) -> Verdict:
+        """Set invalid answers aside, then accept the latest valid one (or ask `then`)."""
+        if self.then is None:
+            return self.decide(answers)
+        screened = self.screen(answers)
+        if latest_answer(screened) is None:
+            return Verdict(False, self._flawed(screened), self._none_valid(screened))
+        return await self.then.judge(screened, context)
+
+    @property
+    def name(self) -> str:
+        """The output type's name."""
+        return self.output_type.__name__
+
+    def _none_valid(self, screened: Sequence[Answer]) -> str:
+        problems = "; ".join(
+            f"{a.model}: {shorten(a.error.removeprefix(f'not a valid {self.name}: '), 80)}"
+            for a in screened
+            if a.error
+        )
+        return f"no answer is a valid {self.name} ({problems or 'no model answered'})"
+
+    @staticmethod
+    def _flawed(screened: Sequence[Answer]) -> Answer | None:
+        return next((a for a in reversed(screened) if a.text), None)
 
 
 _VERIFY_PROMPT = """You check another model's answer.
@@ -494,7 +378,7 @@ class Aggregate:
 
     async def judge(self, answers: Sequence[Answer], context: CheckContext) -> Verdict:
         """Accept the aggregator's synthesis of every answer so far."""
-        texts = [a.text for a in answers if a.text is not None]
+        texts = [a.text for a in answers if a.ok and a.text is not None]
         if not texts:
             return Verdict(False, None, "no model answered")
         listed = "\n\n".join(f"### Answer {i}\n{t}" for i, t in enumerate(texts, start=1))

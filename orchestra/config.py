@@ -26,9 +26,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pydantic import ValidationError
-
-from orchestra._base import describe_validation_error
 from orchestra.agents import Agent
 from orchestra.errors import ConfigError
 from orchestra.events import EventSink
@@ -64,8 +61,8 @@ def load_orchestra(path: str | os.PathLike[str], *, on_event: EventSink | None =
         agents.append(Agent.parse({"name": name, **table}))
     try:
         budget = Budget.model_validate(data.get("budget", {}))
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(f"{source}: [budget]", exc)) from exc
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: [budget]: {exc}") from None
     boss = data.get("boss")
     if boss is not None and not isinstance(boss, str):
         raise ConfigError(f"{source}: boss must be the name of a model, not {boss!r}")

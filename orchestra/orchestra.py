@@ -64,7 +64,7 @@ from orchestra.planning.boss import Planner
 from orchestra.results import RunResult, Usage
 from orchestra.routing.base import RoutingPolicy
 from orchestra.routing.policies import Cheapest
-from orchestra.validation import validate_plan
+from orchestra.validation import run_id_or_new, validate_plan
 
 __all__ = ["DEFAULT_AGENT", "Orchestra"]
 
@@ -318,7 +318,7 @@ class Orchestra:
         Raises:
             PlanError, ModelError, NodeFailed, BudgetExceeded: see `execute` and `plan`.
         """
-        run_id = run_id or uuid.uuid4().hex[:12]
+        run_id = run_id_or_new(run_id)
         planned = Planned(task, self._planner())
         context = self._context(run_id, budget, _now(), inputs or {}, planned)
         return await self._recorded(context, self._planned_run)
@@ -443,7 +443,7 @@ class Orchestra:
             task: the task in words (`run`), or a plan (`execute`).
             inputs, run_id, budget: as for `run` and `execute`.
         """
-        run_id = run_id or uuid.uuid4().hex[:12]
+        run_id = run_id_or_new(run_id)
 
         def start() -> Awaitable[RunResult]:
             if isinstance(task, Plan):
@@ -475,7 +475,7 @@ class Orchestra:
             NodeFailed: a task failed; `.result` holds every node that finished.
             BudgetExceeded: a budget limit stopped the run; `.result` likewise.
         """
-        run_id = run_id or uuid.uuid4().hex[:12]
+        run_id = run_id_or_new(run_id)
         started = _now()
         validate_plan(
             plan, agents=self.agents.keys(), models=self.models.names, inputs=(inputs or {}).keys()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, cast
 
 from pydantic import AfterValidator, ConfigDict, Field, ValidationError
 
@@ -91,19 +91,34 @@ def dependencies_first(tasks: Iterable[Task], known: Collection[str] = ()) -> li
         >>> [t.id for t in dependencies_first([b, Task(id="a", agent="w", prompt="x")])]
         ['a', 'b']
     """
-    pending = list(tasks)
+    given = list(tasks)
     placed: set[str] = set(known)
+    needs = [set(task.after) - placed for task in given]
+    waiting: dict[str, list[int]] = {}
+    for index, deps in enumerate(needs):
+        for dep in deps:
+            waiting.setdefault(dep, []).append(index)
+    # In rounds, as a boss's plan is read: every task whose dependencies are placed, in the
+    # given order; each dependency edge is looked at once, so thousands of tasks stay fast.
+    ready: list[int] = [index for index, deps in enumerate(needs) if not deps]
+    taken = [False] * len(given)
     ordered: list[Task] = []
-    while pending:
-        ready = [t for t in pending if all(dep in placed for dep in t.after)]
-        if not ready:
-            return ordered + pending
-        ordered += ready
-        placed.update(t.id for t in ready)
-        # By identity: comparing pydantic models field by field made this quadratic and slow.
-        taken = {id(t) for t in ready}
-        pending = [t for t in pending if id(t) not in taken]
-    return ordered
+    while ready:
+        round_ = sorted(ready)
+        ready = []
+        for index in round_:
+            taken[index] = True
+            ordered.append(given[index])
+        for index in round_:
+            task_id = given[index].id
+            if task_id in placed:
+                continue
+            placed.add(task_id)
+            for waiter in waiting.pop(task_id, ()):
+                needs[waiter].discard(task_id)
+                if not needs[waiter]:
+                    ready.append(waiter)
+    return ordered + [task for index, task in enumerate(given) if not taken[index]]
 
 
 class Task(Frozen):
@@ -143,11 +158,12 @@ class Task(Frozen):
     the run's budget. A call that would not fit fails the task (it can be replanned)."""
 
     @classmethod
-    def invalid(cls, data: dict[str, Any], exc: ValidationError) -> OrchestraError:
-        task_id = data.get("id")
+    def invalid(cls, data: Any, exc: ValidationError) -> OrchestraError:
+        """The `PlanError` for `data` that is not a valid task, naming the task if it can."""
+        task_id = cast(Mapping[str, Any], data).get("id") if isinstance(data, Mapping) else None
         label = f"task {task_id!r}" if isinstance(task_id, str) else "a task"
         return PlanError(
-            describe_validation_error(label, exc),
+            describe_validation_error(label, exc, cls.model_fields),
             task_id=task_id if isinstance(task_id, str) else None,
         )
 
@@ -180,6 +196,12 @@ class Plan(Frozen):
     """The tasks, in any order (listing dependencies first reads best)."""
     output: str | None = None
     """Id of the task whose output is the run's answer (default: the single sink)."""
+
+    @classmethod
+    def invalid(cls, data: Any, exc: ValidationError) -> OrchestraError:
+        """The `PlanError` for `data` that is not a valid plan (`Plan(...)`, `model_validate`
+        and `model_validate_json` all raise it: untrusted plans need one `except`)."""
+        return PlanError(describe_validation_error("the plan", exc, cls.model_fields))
 
     def task(self, task_id: str) -> Task:
         """The task with this id.

@@ -57,14 +57,16 @@ class Usage(BaseModel):
         estimated: bool = False,
     ) -> Usage:
         """Usage of one call on `model` (`estimated`: the provider reported no usage)."""
-        one = cls(
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=cost_usd,
-            calls=1,
-            estimated=estimated,
-        )
-        return one.model_copy(update={"by_model": {model: one}})
+        # Built from counts the client checked: the hot path skips re-validating them.
+        counts: dict[str, Any] = {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cost_usd": cost_usd,
+            "calls": 1,
+            "estimated": estimated,
+        }
+        one = cls.model_construct(**counts, by_model={})
+        return cls.model_construct(**counts, by_model={model: one})
 
     @property
     def total_tokens(self) -> int:
@@ -76,7 +78,7 @@ class Usage(BaseModel):
         for name, usage in other.by_model.items():
             mine = by_model.get(name)
             by_model[name] = usage if mine is None else mine + usage
-        return Usage(
+        return Usage.model_construct(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             cost_usd=self.cost_usd + other.cost_usd,

@@ -1,8 +1,15 @@
 """Tools: plain typed Python functions (sync or async) that agents may call.
 
 The function's signature becomes the JSON schema the model sees (through pydantic), its
-docstring's first paragraph the description. Arguments are validated before the call; a tool
-that raises reports the error to the model as the tool's answer instead of failing the node.
+docstring's first paragraph the description. Arguments are the model's untrusted JSON: bounded
+in size and nesting, then validated strictly before the call (JSON `true` is not an `int`, `"3"`
+is not a number); a tool that raises reports the error to the model as the tool's answer
+instead of failing the node.
+
+A plain (blocking) function runs in a worker thread, so the event loop goes on and the run's
+deadlines (`Budget.max_seconds`, the retry deadline) still fire: on cancellation the node stops
+waiting for it at once. Python cannot kill a thread, so the function itself runs on until it
+returns; its result is dropped.
 """
 
 from __future__ import annotations
@@ -14,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any, cast, get_type_hints
 
 import anyio.to_thread
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from orchestra._untrusted import bounded, valid_text
 from orchestra.errors import ConfigError
 
 __all__ = ["Tool", "tool_from_function"]
@@ -48,9 +56,10 @@ class Tool:
     async def call(self, raw_arguments: str) -> str:
         """Run the tool on the model's JSON arguments; errors become the answer text."""
         try:
-            loaded = json.loads(raw_arguments or "{}")
-            args = self.arguments.model_validate(loaded)
-        except (ValueError, ValidationError) as exc:
+            text = bounded(raw_arguments or "{}", what=f"the arguments for {self.name}")
+            # Strict JSON validation: the types the schema promised, no coercion.
+            args = self.arguments.model_validate_json(text, strict=True)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
             return f"error: invalid arguments for {self.name}: {exc}"
         # Fields have neutral internal names (p0, p1...) aliased to the parameters' names, so a
         # parameter may be called anything, even a name pydantic reserves (json, model_config).
@@ -62,21 +71,29 @@ class Tool:
             if inspect.iscoroutinefunction(self.function):
                 result = await cast(Callable[..., Awaitable[Any]], self.function)(**kwargs)
             else:
-                result = await anyio.to_thread.run_sync(lambda: self.function(**kwargs))
+                result = await anyio.to_thread.run_sync(
+                    lambda: self.function(**kwargs), abandon_on_cancel=True
+                )
+                if inspect.isawaitable(result):  # a callable object whose call is async
+                    result = await result
         except Exception as exc:  # a tool's failure is the model's to handle, not the run's
             return f"error: {type(exc).__name__}: {exc}"
         return _as_text(result)
 
 
 def _as_text(result: Any) -> str:
+    """A tool's result as the model reads it (valid text: it goes back in a request)."""
     if isinstance(result, str):
-        return result
+        return valid_text(result)
     if isinstance(result, BaseModel):
-        return result.model_dump_json()
+        try:
+            return result.model_dump_json()
+        except ValueError:  # text UTF-8 cannot hold: JSON escapes carry it
+            return json.dumps(result.model_dump(mode="json"))
     try:
         return json.dumps(result, default=str)
     except (TypeError, ValueError):
-        return str(result)
+        return valid_text(str(result))
 
 
 def tool_from_function(function: ToolFunction) -> Tool:

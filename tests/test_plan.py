@@ -58,3 +58,37 @@ def test_unknown_task_lookup_is_plan_error() -> None:
     plan = oc.Plan(tasks=[oc.Task(id="a", agent="w", prompt="x")])
     with pytest.raises(oc.PlanError, match="no task 'b'"):
         plan.task("b")
+
+
+def test_untrusted_plans_raise_plan_error_from_every_door() -> None:
+    """model_validate and model_validate_json raise PlanError (a ValueError), never pydantic's
+    ValidationError, for bad shapes, bad JSON and 100,000 nested brackets alike."""
+    bad_inputs = [
+        lambda: oc.Plan.model_validate({"tasks": 3}),
+        lambda: oc.Plan.model_validate({"tasks": [{"id": "a b", "agent": "w", "prompt": "x"}]}),
+        lambda: oc.Plan.model_validate_json("[" * 100_000),
+        lambda: oc.Plan.model_validate_json('{"tasks": [], "extra": 1}'),
+        lambda: oc.Task.model_validate_json('{"id": "a"}'),
+    ]
+    for bad in bad_inputs:
+        with pytest.raises(oc.PlanError) as info:
+            bad()
+        assert isinstance(info.value, ValueError)
+        assert info.value.__cause__ is None and info.value.__context__ is None
+    with pytest.raises(oc.PlanError, match=r"task 'a b' is invalid") as info:
+        oc.Plan.model_validate({"tasks": [{"id": "a b", "agent": "w", "prompt": "x"}]})
+
+
+def test_dependencies_first_orders_a_long_reversed_chain() -> None:
+    """A chain of 3,000 tasks listed last-first comes out first-to-last (each edge seen once)."""
+    from orchestra.plan import dependencies_first
+
+    chain = [
+        oc.Task(id=f"t{i}", agent="w", prompt="x", after=[f"t{i - 1}"] if i else [])
+        for i in range(3000)
+    ]
+    ordered = dependencies_first(reversed(chain))
+    assert [t.id for t in ordered] == [t.id for t in chain]
+    cyclic = [oc.Task(id="a", agent="w", prompt="x", after=["b"]), *chain[:2]]
+    cyclic.append(oc.Task(id="b", agent="w", prompt="x", after=["a"]))
+    assert [t.id for t in dependencies_first(cyclic)] == ["t0", "t1", "a", "b"]

@@ -328,3 +328,79 @@ async def test_invalid_tool_args_from_model_reach_model_as_error(fake: FakeModel
     (text,) = fake.calls[1].tool_results
     assert text.startswith("error: invalid arguments for lookup:")
     assert "term" in text
+
+
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ['{"a": true, "b": 1}', '{"a": "3", "b": 1}', '{"a": 1.5, "b": 1}', '{"a": [1], "b": 1}'],
+)
+async def test_arguments_are_validated_strictly(raw: str) -> None:
+    """JSON `true`, a numeric string or a float is not an int: the model is told, the tool is
+    not run on a coerced value."""
+    answer = await tool_from_function(add).call(raw)
+    assert answer.startswith("error: invalid arguments for add:")
+    assert await tool_from_function(add).call('{"a": 2, "b": 3}') == "5"
+
+
+async def test_hostile_arguments_are_error_text() -> None:
+    """100,000 nested brackets, megabytes of arguments and lone surrogates give an error text
+    or a valid call, never an exception out of the tool."""
+    tool = tool_from_function(lookup)
+    deep = await tool.call('{"term": ' + "[" * 100_000 + "}")
+    assert deep.startswith("error: invalid arguments for lookup:")
+    huge = await tool.call('{"term": "' + "x" * 5_000_000 + '"}')
+    assert "orchestra reads at most" in huge
+    assert await tool.call('{"term": "a\ud800"}') == "a\ufffd: definition (3)"
+
+
+@pytest.mark.slow
+async def test_a_blocking_tool_does_not_hold_the_run_past_its_deadline(fake: FakeModel) -> None:
+    """A plain function that blocks (a hung socket, a lock) runs in a worker thread: the run's
+    max_seconds still stops the run, while the thread is still blocked (it cannot be killed)."""
+    import threading
+
+    release = threading.Event()
+    entered = threading.Event()
+    # Should the deadline ever wait for the thread again, the run ends late and fails below.
+    safety = threading.Timer(60, release.set)
+    safety.start()
+
+    def wait_forever(query: str) -> str:
+        """Block until released."""
+        entered.set()
+        release.wait()
+        return "late"
+
+    fake.responses = {
+        "helper": FakeReply(tool_calls=[FakeToolCall("wait_forever", {"query": "q"})])
+    }
+    agent = oc.Agent(name="helper", tools=[wait_forever])
+    try:
+        with pytest.raises(oc.BudgetExceeded, match="max_seconds"):
+            await _orchestra(fake, agent).execute(ONE_TASK, budget=oc.Budget(max_seconds=2))
+        assert entered.is_set() and not release.is_set()  # stopped while the tool still blocks
+    finally:
+        release.set()
+        safety.cancel()
+
+
+async def test_a_tool_answering_broken_text_does_not_break_the_next_call(fake: FakeModel) -> None:
+    """A tool returning a lone surrogate: the model gets valid text, the next request goes out."""
+
+    def broken(query: str) -> str:
+        """Answer with a lone surrogate."""
+        return f"bad \ud800 {query}"
+
+    def answer(request: FakeRequest) -> FakeReply | str:
+        if not request.tool_results:
+            return FakeReply(tool_calls=[FakeToolCall("broken", {"query": "q"})])
+        return f"saw {request.tool_results[0]}"
+
+    fake.handler = answer
+    result = await _orchestra(fake, oc.Agent(name="helper", tools=[broken])).execute(ONE_TASK)
+    assert result.output == "saw bad \ufffd q"

@@ -128,3 +128,35 @@ def test_random_corruptions_are_rejected_with_the_right_task(
     with pytest.raises(oc.PlanError) as info:
         oc.validate_plan(corrupted, agents=AGENTS, inputs=())
     assert info.value.task_id in expected
+
+
+@pytest.mark.slow
+def test_thousands_of_misspelt_dependencies_get_bounded_hints() -> None:
+    """3,000 misspelt dependencies are all reported; only the first few carry a did-you-mean
+    (each computed over a shortlist), so a hostile plan cannot stall validation."""
+    from orchestra.validation import _MAX_HINTS  # pyright: ignore[reportPrivateUsage]
+
+    count = 3000
+    tasks = [oc.Task(id=f"step_{i}", agent="researcher", prompt="x") for i in range(count)]
+    tasks += [
+        oc.Task(id=f"use_{i}", agent="researcher", prompt="x", after=[f"stpe_{i}"])
+        for i in range(count)
+    ]
+    problems = oc.plan_problems(oc.Plan(tasks=tasks), agents=AGENTS)
+    assert len(problems) == count
+    hinted = [p for p in problems if "did you mean" in str(p)]
+    assert len(hinted) == _MAX_HINTS
+    assert "did you mean 'step_0'?" in str(problems[0])
+    assert str(problems[-1]) == "task 'use_2999' depends on unknown task 'stpe_2999'"
+
+
+def test_a_run_id_is_checked_where_it_enters() -> None:
+    """Printable ids of any script pass; control characters, line breaks, blanks and overlong
+    ids are refused with a ConfigError; None makes a fresh id."""
+    from orchestra.validation import MAX_RUN_ID_CHARS, run_id_or_new
+
+    assert run_id_or_new("café-报告-2026") == "café-报告-2026"
+    assert len(run_id_or_new(None)) == 12
+    for bad in ("a\r\nX-Injected: 1", "tab\there", "", " padded", "x" * (MAX_RUN_ID_CHARS + 1)):
+        with pytest.raises(oc.ConfigError, match="run id"):
+            run_id_or_new(bad)

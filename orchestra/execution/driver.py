@@ -38,7 +38,7 @@ from orchestra.models.client import Completion
 from orchestra.models.constellation import Constellation
 from orchestra.plan import Plan, Task
 from orchestra.planning.boss import Planner
-from orchestra.planning.replan import LoopGuard
+from orchestra.planning.replan import LoopGuard, restated, survivors
 from orchestra.results import NodeResult, RunResult, Usage
 
 __all__ = ["Planned", "RunContext", "RunDriver", "RunJournal", "usage_of"]
@@ -250,10 +250,10 @@ class RunDriver:
             scheduler.close()
             schedule = await scheduler.run()
         guard = LoopGuard()
-        guard.remember(plan.tasks)
         for attempt in range(context.replans + 1, self.max_replans + 1):
             if schedule.failed is None or context.planned is None:
                 break
+            guard.remember(t for t in plan.tasks if t.id in schedule.nodes)  # attempted work
             if context.recorder is not None and context.recorder.broken is not None:
                 break  # no boss call whose plan could not be recorded
             failed = schedule.nodes[schedule.failed]
@@ -267,27 +267,29 @@ class RunDriver:
                 site=context.planning_site(self.emit),
                 inputs=list(context.inputs),
             )
-            loop = guard.check(new.tasks)
+            # Unstarted work that does not need the failure runs as planned, with the new.
+            alive = survivors(plan, schedule.nodes)
+            fresh = restated(new, alive)
+            loop = guard.check(fresh)
             if loop is not None:
                 schedule.error = PlanError(f"loop guard: {loop}; the run stops here")
                 break
-            guard.remember(new.tasks)
             self.emit(
                 Replanned(
                     run_id=context.run_id,
                     attempt=attempt,
                     failed_task=schedule.failed,
-                    new_tasks=tuple(t.id for t in new.tasks),
+                    new_tasks=tuple(t.id for t in fresh),
                 )
             )
             ran = [t for t in plan.tasks if t.id in schedule.nodes]
             answer = new.output or (new.sinks()[0] if len(new.sinks()) == 1 else None)
-            plan = Plan(tasks=(*ran, *new.tasks), output=answer)
+            plan = Plan(tasks=(*ran, *alive, *fresh), output=answer)
             if context.recorder is not None:
                 context.recorder.record_plan(plan, failed_task=schedule.failed)
             scheduler = self._scheduler(context, scope, schedule.usage + usage_of(completions))
             scheduler.seed(ran, schedule.nodes)
-            scheduler.add(new.tasks)
+            scheduler.add([*alive, *fresh])
             scheduler.close()
             schedule = await scheduler.run()
         return self._finish(context, plan, schedule)

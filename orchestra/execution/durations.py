@@ -46,6 +46,18 @@ class Durations:
     _ratios: dict[tuple[str, str | None], float] = field(
         default_factory=dict[tuple[str, str | None], float]
     )
+    # Predictions depend on the agent, the pin and the prompt's length only: computed once.
+    _predicted: dict[tuple[str, str | None, int], float] = field(
+        default_factory=dict[tuple[str, str | None, int], float]
+    )
+
+    def predicted(self, task: Task) -> float:
+        """The spec's prediction of the node's seconds (cached)."""
+        key = (task.agent, task.model, len(task.prompt))
+        seconds = self._predicted.get(key)
+        if seconds is None:
+            seconds = self._predicted[key] = self.predict(task)
+        return seconds
 
     def ratio(self, agent: str, model: str | None = None) -> float | None:
         """How much longer than predicted the agent's nodes (on `model`) took (None: none ran)."""
@@ -53,12 +65,14 @@ class Durations:
 
     def weight(self, task: Task) -> float:
         """The node's estimated seconds."""
-        ratio = self._ratios.get((task.agent, task.model)) or self._ratios.get((task.agent, None))
-        return self.predict(task) * (ratio or 1.0)
+        ratio = self._ratios.get((task.agent, task.model))
+        if ratio is None:
+            ratio = self._ratios.get((task.agent, None), 1.0)
+        return self.predicted(task) * ratio
 
     def observe(self, task: Task, model: str | None, seconds: float) -> None:
         """Learn from a node that finished in `seconds` on `model`."""
-        ratio = seconds / max(self.predict(task), 1e-9)
+        ratio = seconds / max(self.predicted(task), 1e-9)
         for key in {(task.agent, model), (task.agent, task.model), (task.agent, None)}:
             before = self._ratios.get(key)
             self._ratios[key] = ratio if before is None else before + _WEIGHT * (ratio - before)

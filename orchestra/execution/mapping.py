@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from orchestra._untrusted import load_json
 from orchestra.plan import Task, substitute
 
 __all__ = ["children", "items_of"]
@@ -31,8 +32,9 @@ def items_of(output: Any) -> list[str]:
     if isinstance(output, str):
         text = output.strip()
         if text.startswith("["):
+            # A model's text: bounded in size and nesting before it is parsed.
             with contextlib.suppress(ValueError):
-                output = json.loads(text)
+                output = load_json(text, what="the list to map over")
     if isinstance(output, list):
         values: list[Any] = output  # pyright: ignore[reportUnknownVariableType]
         return [v if isinstance(v, str) else json.dumps(v, default=str) for v in values]

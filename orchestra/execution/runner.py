@@ -18,9 +18,9 @@ import anyio
 from pydantic import BaseModel
 
 from orchestra.agents import Agent
-from orchestra.checks import Answer, AskModel, CheckContext
+from orchestra.checks import Answer, AskModel, CheckContext, latest_answer, shorten
 from orchestra.errors import ConfigError, ModelError, OrchestraError
-from orchestra.events import CheckFailed, Escalated, EventSink
+from orchestra.events import CheckFailed, Escalated, EventSink, NodeRouted
 from orchestra.execution.work import NodeOutcome, NodeWork, RunScope
 from orchestra.memory import NOTES, Notes, Summarise, compact, context_budget
 from orchestra.models.breaker import CircuitBreakers
@@ -164,7 +164,7 @@ class _NodeRun:
             return RouteDecision(task.model, "pinned by the task")
         if agent.model is not None:
             return RouteDecision(agent.model, f"pinned by agent {agent.name!r}")
-        candidates = tuple(s for s in self.constellation if agent.tags <= s.tags)
+        candidates = self._candidates(agent)
         if not candidates:
             raise ConfigError(
                 f"no model has all of agent {agent.name!r}'s tags {sorted(agent.tags)}; "
@@ -180,6 +180,10 @@ class _NodeRun:
                     f"not a candidate for agent {agent.name!r}"
                 )
         return decision
+
+    def _candidates(self, agent: Agent) -> tuple[ModelSpec, ...]:
+        """The models the router may place the agent's tasks on (those with its tags)."""
+        return tuple(s for s in self.constellation if agent.tags <= s.tags)
 
     def _request(
         self,
@@ -219,8 +223,18 @@ class _NodeRun:
             router = self._asker(task, agent, attempts, tally, reason="routing: choosing a model")
             decision = await self.route(task, agent, prompt, router)
             model, route = decision.model, decision.reason
+            pinned = task.model is not None or agent.model is not None
+            self.emit(
+                NodeRouted(
+                    run_id=self.run_id,
+                    task_id=task.id,
+                    model=model,
+                    reason=route,
+                    candidates=() if pinned else tuple(s.name for s in self._candidates(agent)),
+                )
+            )
             prompt = await self._fit(task, agent, decision, values, deps, attempts, tally) or prompt
-            if decision.also or decision.check is not None:
+            if decision.also or decision.check is not None or decision.escalate:
                 answer, route = await self._staged(task, agent, prompt, decision, attempts, tally)
                 output, model = answer.text, answer.model
             else:
@@ -287,9 +301,10 @@ class _NodeRun:
     ) -> tuple[Answer, str]:
         """Ask rounds of models until a check accepts; returns the answer kept and the route.
 
-        Each round asks the decision's models at once; its check judges every answer so far.
-        On a rejection the router is asked again if the decision says `escalate`; otherwise,
-        or when it names nothing new, the check's best guess is kept.
+        Each round asks the decision's models at once; its check judges every answer so far
+        (a round with no check accepts its first usable answer). On a rejection — a failed or
+        flawed answer included — the router is asked again if the decision says `escalate`;
+        otherwise, or when it names nothing new, the best guess is kept.
         """
         answers: list[Answer] = []
         notes = [decision.reason]
@@ -302,20 +317,26 @@ class _NodeRun:
             if not fresh:
                 notes.append("nothing new to ask")
                 break
-            answers.extend(
-                await self._ask(task, agent, prompt, decision, fresh, stage, attempts, tally)
+            asked_now = await self._ask(
+                task, agent, prompt, decision, fresh, stage, attempts, tally
             )
+            answers.extend(asked_now)
             if decision.check is None:
-                best = next((a for a in answers[len(answers) - len(fresh) :] if a.ok), None)
-                break
-            verdict = await decision.check.judge(tuple(answers), context)
-            notes.append(verdict.reason)
-            best = verdict.answer
-            if verdict.accepted:
-                break
-            self.emit(
-                CheckFailed(run_id=self.run_id, task_id=task.id, stage=stage, reason=verdict.reason)
-            )
+                kept = next((a for a in asked_now if a.ok), None)
+                if kept is not None:
+                    best = kept
+                    break
+                reason = "; ".join(
+                    f"{a.model} failed: {shorten(a.error or '', 160)}" for a in asked_now
+                )
+            else:
+                verdict = await decision.check.judge(tuple(answers), context)
+                best, reason = verdict.answer or best, verdict.reason
+                if verdict.accepted:
+                    notes.append(reason)
+                    break
+            notes.append(reason)
+            self.emit(CheckFailed(run_id=self.run_id, task_id=task.id, stage=stage, reason=reason))
             if not decision.escalate:
                 notes.append("kept the best guess")
                 break
@@ -338,7 +359,12 @@ class _NodeRun:
                     reason=decision.reason,
                 )
             )
-        best = best or next((a for a in reversed(answers) if a.ok), None)
+        best = best or latest_answer(answers)
+        if best is None:
+            # No usable answer: a flawed one (cut off, off-schema) beats losing the node.
+            best = next((a for a in reversed(answers) if a.text), None)
+        if best is not None and not best.ok:
+            notes.append(f"no usable answer; kept {best.model}'s ({best.error})")
         if best is None or best.text is None:
             errors = "; ".join(f"{a.model}: {a.error}" for a in answers if a.error)
             raise ModelError(
@@ -358,7 +384,8 @@ class _NodeRun:
         attempts: list[Attempt],
         tally: _Tally,
     ) -> list[Answer]:
-        """One round: every model at once, each in its own tool loop; failures become answers."""
+        """One round: every model at once, each in its own tool loop; failures become answers
+        (with no text), and so do flawed replies (empty, or cut off at the output limit)."""
         answers: list[Answer | None] = [None] * len(models)
         refused: list[BudgetRefused] = []
 
@@ -369,11 +396,18 @@ class _NodeRun:
                 done = await self._converse(
                     task, agent, routed, _messages(agent, prompt), attempts, mine
                 )
+                text = done.content or ""
+                flaw = None
+                if not text.strip():
+                    flaw = "answered with empty content"
+                elif done.finish_reason == "length":
+                    flaw = "cut off at its output token limit (finish_reason 'length')"
                 answers[index] = Answer(
                     model=done.model,
-                    text=done.content or "",
+                    text=text if text.strip() else None,
                     cost_usd=mine.usage.cost_usd,
                     stage=stage,
+                    error=flaw,
                     asked=name if done.model != name else None,
                     output_tokens=mine.usage.output_tokens,
                 )

@@ -26,6 +26,7 @@ from pydantic import Field
 
 from orchestra._base import Frozen, Names
 from orchestra.errors import JournalError
+from orchestra.journal.schema import open_database
 from orchestra.models.client import Completion, ToolCall
 from orchestra.models.spec import ModelSpec
 
@@ -92,25 +93,10 @@ class ResponseCache:
         self.ttl = ttl
         self._clock = clock
         self.hits = 0
+        self._conn = open_database(
+            self.path, timeout=5.0, application_id=_APPLICATION_ID, kind="response cache"
+        )
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                self.path, timeout=5.0, isolation_level=None, check_same_thread=False
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise JournalError(
-                f"response cache {str(self.path)!r} cannot be opened ({exc})", path=str(path)
-            ) from exc
-        try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            app = int(self._conn.execute("PRAGMA application_id").fetchone()[0])
-            tables = int(self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
-            if app != _APPLICATION_ID and tables:
-                raise JournalError(
-                    f"{str(self.path)!r} is not an orchestra response cache; use another path",
-                    path=str(path),
-                )
             self._conn.execute(_SCHEMA)
             self._conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
         except sqlite3.Error as exc:
@@ -118,9 +104,6 @@ class ResponseCache:
             raise JournalError(
                 f"response cache {str(self.path)!r} cannot be used ({exc})", path=str(path)
             ) from exc
-        except JournalError:
-            self._conn.close()
-            raise
 
     def get(
         self,

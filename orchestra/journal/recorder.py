@@ -21,10 +21,11 @@ import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import anyio
+import anyio.lowlevel
 
 from orchestra.agents import Agent
 from orchestra.errors import BudgetExceeded, JournalError, NodeFailed
@@ -68,6 +69,18 @@ def _result_json(result: NodeResult) -> str:
         return result.model_copy(update={"output": text}).model_dump_json()
 
 
+Write = Callable[[sqlite3.Connection], None]
+
+
+@dataclass
+class _Batch:
+    """Writes committed together: those queued in one pass of the event loop."""
+
+    writes: list[Write] = field(default_factory=list[Write])
+    done: anyio.Event = field(default_factory=anyio.Event)
+    error: JournalError | None = None
+
+
 class RunRecorder:
     """Records one session of one run (see the module docstring); also the run's event sink."""
 
@@ -106,6 +119,7 @@ class RunRecorder:
         self._wrapped: set[str] = set()
         self._expanded: dict[str, int] = {}
         self._finished: RunFinished | None = None
+        self._batch: _Batch | None = None
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -149,12 +163,13 @@ class RunRecorder:
             JournalError: no such run, another live process holds it, or the journal
                 cannot be written.
         """
-        store = _open_cache(cache)
+        conn, lease, stored, cost = take_run(journal, run_id)
         try:
-            conn, lease, stored, cost = take_run(journal, run_id)
+            store = _open_cache(cache)  # only once the run is known: no stray cache file
         except BaseException:
-            if store is not None:
-                store.close()
+            with suppress(sqlite3.Error):
+                lease.release(conn, run_id)
+            conn.close()
             raise
         stored = replace(stored, sessions=stored.sessions + 1)
         recorder = cls(
@@ -241,50 +256,89 @@ class RunRecorder:
         except JournalError:
             pass  # broken: the next node start fails fast
 
-    def _start(self, task: Task) -> tuple[int, str]:
-        """Commit the node's dispatch before its call; returns its attempt and key."""
+    def _dispatch(self, task: Task) -> tuple[int, str, Write]:
+        """The node's next attempt, its idempotency key, and the write recording it started."""
         if self.broken is not None:
             raise self.broken
         attempt = self._attempts.get(task.id, 0) + 1
         self._attempts[task.id] = attempt
         key = f"{self.run_id}:{task.id}:{attempt}"
+        row = (self.run_id, task.id, attempt, key, task.model_dump_json(), _now(), self._session)
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO nodes (run_id, task_id, attempt, status, idempotency_key, task, "
+                "started, session) VALUES (?, ?, ?, 'started', ?, ?, ?, ?)",
+                row,
+            )
+
+        return attempt, key, write
+
+    def _start(self, task: Task) -> tuple[int, str]:
+        """Commit the node's dispatch at once; returns its attempt and key."""
+        attempt, key, write = self._dispatch(task)
         if self._conn is not None:
             with self._transaction() as conn:
-                conn.execute(
-                    "INSERT INTO nodes (run_id, task_id, attempt, status, idempotency_key, task, "
-                    "started, session) VALUES (?, ?, ?, 'started', ?, ?, ?, ?)",
-                    (
-                        self.run_id,
-                        task.id,
-                        attempt,
-                        key,
-                        task.model_dump_json(),
-                        _now(),
-                        self._session,
-                    ),
-                )
+                write(conn)
         return attempt, key
 
-    def _settle(self, task_id: str, attempt: int, result: NodeResult | None, status: str) -> None:
-        """Commit how a dispatch ended (`result` None for a cancelled one)."""
-        if result is not None:
-            self._cost += result.cost_usd
+    async def _commit(self, write: Write) -> None:
+        """Commit `write` with every other write queued in this pass of the event loop: the
+        nodes dispatched (or finished) together share one commit.
+
+        Raises:
+            JournalError: the commit failed.
+        """
         if self._conn is None:
             return
-        with self._transaction() as conn:
+        batch = self._batch
+        if batch is not None:
+            batch.writes.append(write)
+            await batch.done.wait()
+        else:
+            batch = self._batch = _Batch([write])
+            # Let the others of this pass queue theirs; a cancellation must not strand them.
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+            self._batch = None
+            try:
+                with self._transaction() as conn:
+                    for queued in batch.writes:
+                        queued(conn)
+            except JournalError as exc:
+                batch.error = exc
+            batch.done.set()
+        if batch.error is not None:
+            raise batch.error
+
+    def _ended(self, task_id: str, attempt: int, result: NodeResult | None, status: str) -> Write:
+        """The write recording how a dispatch ended (`result` None for a cancelled one)."""
+        if result is not None:
+            self._cost += result.cost_usd
+        row = (
+            status,
+            None if result is None else _result_json(result),
+            0.0 if result is None else result.cost_usd,
+            _now(),
+            self.run_id,
+            task_id,
+            attempt,
+        )
+
+        def write(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE nodes SET status = ?, result = ?, cost_usd = ?, finished = ? "
                 "WHERE run_id = ? AND task_id = ? AND attempt = ?",
-                (
-                    status,
-                    None if result is None else _result_json(result),
-                    0.0 if result is None else result.cost_usd,
-                    _now(),
-                    self.run_id,
-                    task_id,
-                    attempt,
-                ),
+                row,
             )
+
+        return write
+
+    def _settle(self, task_id: str, attempt: int, result: NodeResult | None, status: str) -> None:
+        """Commit how a dispatch ended, at once."""
+        write = self._ended(task_id, attempt, result, status)
+        if self._conn is not None:
+            with self._transaction() as conn:
+                write(conn)
 
     def wrap(self, run_node: RunNode) -> RunNode:
         """`run_node` with its dispatch and result recorded around it (see the module doc);
@@ -298,7 +352,8 @@ class RunRecorder:
             if replayed is not None and replayed[0] == task:
                 self._results[task.id] = replayed[1]
                 return NodeOutcome(replayed[1])  # recorded before: no call, no new record
-            attempt, key = self._start(task)
+            attempt, key, started = self._dispatch(task)
+            await self._commit(started)
             try:
                 outcome = await run_node(replace(work, key=key, attempt=attempt))
             except BaseException as exc:
@@ -310,7 +365,8 @@ class RunRecorder:
                 raise
             result = outcome.result
             try:
-                self._settle(task.id, attempt, result, "succeeded" if result.ok else "failed")
+                status = "succeeded" if result.ok else "failed"
+                await self._commit(self._ended(task.id, attempt, result, status))
             except JournalError as exc:
                 failed = result.model_copy(update={"output": None, "error": str(exc)})
                 return NodeOutcome(failed, exc)

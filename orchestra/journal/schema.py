@@ -2,7 +2,8 @@
 
 The file is marked as an orchestra journal (`PRAGMA application_id`) and versioned
 (`PRAGMA user_version`). Opening an older journal migrates it in one transaction; opening a
-newer one, or a SQLite file that is not a journal, raises `JournalError` without touching it.
+newer one, or a SQLite file that is not a journal, raises `JournalError` without touching it
+(the check comes before anything is written, even the switch to WAL).
 The database runs in WAL mode with `synchronous=NORMAL`: a commit survives the process being
 killed (SIGKILL, OOM); a power loss may roll back the last commits, never corrupt the file.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from orchestra.errors import JournalError
 
-__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "connect"]
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "connect", "open_database"]
 
 APPLICATION_ID = 0x6F726368  # "orch"
 SCHEMA_VERSION = 2
@@ -111,8 +112,45 @@ MIGRATIONS: dict[int, Migration] = {1: _add_batches}
 """Upgrades by the version they start from: `MIGRATIONS[n]` takes a journal from n to n + 1."""
 
 
-def _fail(path: Path, message: str) -> JournalError:
-    return JournalError(f"journal {str(path)!r}: {message}", path=str(path))
+def _fail(path: Path, message: str, kind: str = "journal") -> JournalError:
+    return JournalError(f"{kind} {str(path)!r}: {message}", path=str(path))
+
+
+def open_database(
+    path: Path, *, timeout: float, application_id: int, kind: str
+) -> sqlite3.Connection:
+    """Open (creating if needed) an orchestra SQLite file (a `kind`: journal, response
+    cache), in WAL mode.
+
+    A file that is not ours (another application's database, or not SQLite at all) is refused
+    before anything is written to it: switching to WAL is a write, so it comes after the check.
+
+    Raises:
+        JournalError: the file cannot be created or opened, or is not an orchestra `kind`.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    except (OSError, sqlite3.Error) as exc:
+        raise _fail(
+            path, f"cannot be opened ({exc}); check the path and its permissions", kind
+        ) from exc
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        tables = int(conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+        if _application_id(conn) != application_id and (version != 0 or tables != 0):
+            raise _fail(
+                path, f"is a SQLite database but not an orchestra {kind}; use another path", kind
+            )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    except JournalError:
+        conn.close()
+        raise
+    except sqlite3.Error as exc:
+        conn.close()
+        raise _fail(path, f"cannot be used ({exc})", kind) from exc
+    return conn
 
 
 def connect(path: Path, *, timeout: float) -> sqlite3.Connection:
@@ -122,14 +160,8 @@ def connect(path: Path, *, timeout: float) -> sqlite3.Connection:
         JournalError: the file cannot be created or opened, is not an orchestra journal, or
             was written by a newer orchestra.
     """
+    conn = open_database(path, timeout=timeout, application_id=APPLICATION_ID, kind="journal")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-    except (OSError, sqlite3.Error) as exc:
-        raise _fail(path, f"cannot be opened ({exc}); check the path and its permissions") from exc
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
         _check_and_migrate(conn, path)
     except JournalError:
         conn.close()

@@ -8,13 +8,11 @@ gets it. What is stored of the constellation has its secrets removed (`public_sp
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections.abc import Generator, Iterable, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 from orchestra.agents import Agent
 from orchestra.errors import JournalError
@@ -27,32 +25,14 @@ from orchestra.models.spec import ModelSpec
 
 __all__ = ["claiming", "new_run", "public_spec", "take_run"]
 
-_SECRET = re.compile(r"key|secret|token|password|auth|credential|cookie|header", re.IGNORECASE)
-
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def _redact(value: Any) -> Any:
-    """Provider options with every value under a secret-looking name replaced."""
-    if isinstance(value, dict):
-        items = cast(dict[Any, Any], value)
-        return {k: "***" if _SECRET.search(str(k)) else _redact(v) for k, v in items.items()}
-    if isinstance(value, list | tuple):
-        return [_redact(v) for v in cast(Iterable[Any], value)]
-    return value
-
-
 def public_spec(spec: ModelSpec) -> dict[str, Any]:
     """A spec as the journal stores it: no API key, no credentials in the URL or options."""
-    data = spec.model_dump(mode="json", exclude={"api_key"})
-    if spec.api_base is not None:
-        parts = urlsplit(spec.api_base)
-        host = parts.netloc.rpartition("@")[2]
-        data["api_base"] = urlunsplit(parts._replace(netloc=host))
-    data["litellm_params"] = _redact(spec.litellm_params)
-    return data
+    return spec.public()
 
 
 @contextmanager
@@ -145,6 +125,8 @@ def take_run(journal: Journal, run_id: str) -> tuple[sqlite3.Connection, Lease, 
         JournalError: no such run, another live process holds it, or the journal cannot
             be written.
     """
+    if not journal.path.exists():
+        raise journal.unknown(run_id)  # and no journal file (or folder) left behind
     with claiming(journal, run_id, "resume run") as (conn, lease):
         stored = load_run(conn, run_id)
         if stored is None:

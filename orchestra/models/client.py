@@ -8,18 +8,21 @@ with neither content nor tool calls, is an error, not an empty answer.
 
 from __future__ import annotations
 
-import email.utils
-import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, cast
+from urllib.parse import quote
 
 import anyio
 
+from orchestra._untrusted import valid_text
 from orchestra.errors import ModelError
+from orchestra.models.failures import model_error, scrub
+from orchestra.models.guard import remember
+from orchestra.models.resilience import within
 from orchestra.models.spec import ModelSpec
 from orchestra.models.tokens import estimate_tokens
 from orchestra.results import Usage
@@ -48,9 +51,34 @@ def load_litellm() -> Any:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         import litellm
 
+        from orchestra.models import guard
+
         litellm.suppress_debug_info = True
+        guard.install(litellm)
         _litellm = litellm
     return _litellm
+
+
+def _quiet_switch(litellm: Any) -> ContextVar[bool] | None:
+    """litellm's switch that skips its own per-call logging (the async success handler, its
+    logging worker and thread pool, standard logging payloads), when nothing listens to it:
+    orchestra records, prices and traces calls itself. None when something is registered with
+    litellm (callbacks, a cache), or this litellm has no such switch."""
+    listening = (
+        litellm.callbacks
+        or litellm.success_callback
+        or litellm.failure_callback
+        or litellm._async_success_callback
+        or litellm._async_failure_callback
+        or litellm.cache is not None
+    )
+    if listening:
+        return None
+    try:
+        from litellm._internal_context import is_internal_call
+    except ImportError:  # another litellm: it logs as it always did
+        return None
+    return is_internal_call
 
 
 @dataclass(frozen=True)
@@ -97,40 +125,6 @@ class UsageInvalid(ModelError):
     """
 
 
-def _describe(status: int | None) -> str:
-    if status == 401:
-        return "authentication failed (check the spec's api_key)"
-    if status == 403:
-        return "permission denied"
-    if status == 404:
-        return "model or endpoint not found (check the spec's model and api_base)"
-    if status == 408:
-        return "timed out"
-    if status == 429:
-        return "rate limited"
-    if status == 400:
-        return "bad request"
-    if status is not None and status >= 500:
-        return "server error"
-    return "call failed"
-
-
-def _first_lines(text: str, limit: int = 600) -> str:
-    """The provider's message without the traceback litellm sometimes appends."""
-    text = text.split("\nTraceback (most recent call last)", 1)[0].strip()
-    return text if len(text) <= limit else text[:limit] + " [...]"
-
-
-def scrub(text: str, spec: ModelSpec) -> str:
-    """Remove the spec's API key from text that may reach errors or events."""
-    secret = spec.secret()
-    if secret is not None and len(secret) >= 4:
-        text = text.replace(secret, "***")
-    return text
-
-
-_RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
-
 # litellm providers that speak OpenAI's HTTP API, where an `Idempotency-Key` header is accepted
 # (and ignored by servers that do not dedupe); others may sign or reject unknown headers.
 _IDEMPOTENT_PROVIDERS = frozenset(
@@ -152,6 +146,9 @@ _IDEMPOTENT_PROVIDERS = frozenset(
 )
 
 
+_HEADER_SAFE = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) != "%")
+
+
 def idempotency_headers(spec: ModelSpec, metadata: Mapping[str, Any]) -> dict[str, str] | None:
     """The request's headers with its idempotency key (`metadata["idempotency_key"]`), for
     providers that accept one; None when there is nothing to add."""
@@ -160,45 +157,8 @@ def idempotency_headers(spec: ModelSpec, metadata: Mapping[str, Any]) -> dict[st
     if key is None or provider not in _IDEMPOTENT_PROVIDERS:
         return None
     headers: dict[str, str] = dict(spec.litellm_params.get("extra_headers") or {})
-    return {**headers, "Idempotency-Key": str(key)}
-
-
-def _retry_after(exc: Exception) -> float | None:
-    """The provider's Retry-After, in seconds (litellm keeps the headers on the exception)."""
-    headers: Any = getattr(exc, "litellm_response_headers", None) or {}
-    try:
-        value = headers.get("retry-after")
-    except AttributeError:
-        return None
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(str(value))
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-
-
-def model_error(spec: ModelSpec, exc: Exception) -> ModelError:
-    """The ModelError for a litellm exception: status, provider message, and what can help."""
-    litellm = load_litellm()
-    status = cast(int | None, getattr(exc, "status_code", None))
-    overflow = isinstance(exc, litellm.ContextWindowExceededError)
-    # No status means the request never got an answer (connection refused or reset).
-    transient = not overflow and (status is None or status in _RETRYABLE_STATUS or status >= 500)
-    message = _first_lines(scrub(str(exc), spec))
-    return ModelError(
-        f"model {spec.name!r} ({spec.model}): {_describe(status)}: {message}",
-        model=spec.name,
-        status_code=status,
-        transient=transient,
-        context_overflow=overflow,
-        retry_after=_retry_after(exc),
-    )
+    # HTTP headers carry visible ASCII only: anything else in a run id is percent-encoded.
+    return {**headers, "Idempotency-Key": quote(str(key), safe=_HEADER_SAFE)}
 
 
 class ModelClient:
@@ -239,6 +199,7 @@ class ModelClient:
             ModelError: the call failed, or answered nothing usable.
         """
         litellm = load_litellm()
+        remember(spec)  # its secrets are replaced in the request loggers' records
         kwargs: dict[str, Any] = {
             **spec.litellm_params,
             "model": spec.model,
@@ -265,9 +226,11 @@ class ModelClient:
             kwargs["_skip_mcp_handler"] = True
         started = time.monotonic()
         # litellm's own timeout fires late (about 1.4 s for timeout=1): enforce ours too.
-        limit = math.inf if spec.timeout is None else spec.timeout * 1.5 + 0.1
+        limit = None if spec.timeout is None else spec.timeout * 1.5 + 0.1
+        quiet = _quiet_switch(litellm)
+        hush = quiet.set(True) if quiet is not None else None
         try:
-            with anyio.fail_after(limit):
+            with within(limit):
                 if spec.stream or on_text is not None:
                     response, reported = await self._streamed(spec, kwargs, on_text)
                 else:
@@ -283,10 +246,17 @@ class ModelClient:
         except ModelError:
             raise
         except Exception as exc:  # every provider failure becomes one typed error
-            raise model_error(spec, exc) from exc
-        return self._completion(
-            spec, response, time.monotonic() - started, messages=messages, reported=reported
-        )
+            error = model_error(spec, exc)
+        else:
+            return self._completion(
+                spec, response, time.monotonic() - started, messages=messages, reported=reported
+            )
+        finally:
+            if quiet is not None and hush is not None:
+                quiet.reset(hush)
+        # Raised outside the handler: litellm's exception holds the request, API key included,
+        # and must not travel as this error's cause or context.
+        raise error
 
     async def _streamed(
         self, spec: ModelSpec, kwargs: dict[str, Any], on_text: Callable[[str], None] | None
@@ -353,11 +323,12 @@ class ModelClient:
             ToolCall(
                 id=str(call.id),
                 name=str(call.function.name),
-                arguments=str(call.function.arguments or ""),
+                arguments=valid_text(str(call.function.arguments or "")),
             )
             for call in raw_calls
         )
-        content = cast(str | None, getattr(message, "content", None))
+        # A lone surrogate (JSON allows "\ud800") would fail every later write of the answer.
+        content = valid_text(cast(str | None, getattr(message, "content", None)))
         if not calls and not content:
             raise ModelError(
                 f"model {spec.name!r} ({spec.model}) answered with empty content",

@@ -28,6 +28,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
     from orchestra.models.constellation import Constellation
     from orchestra.models.spec import ModelSpec
 
-__all__ = ["CallContext", "HedgePolicy", "Resilience", "RetryPolicy"]
+__all__ = ["CallContext", "HedgePolicy", "Resilience", "RetryPolicy", "within"]
 
 Sleep = Callable[[float], Awaitable[None]]
 Send = Callable[["ModelSpec"], Awaitable["Completion"]]
@@ -101,6 +102,14 @@ class HedgePolicy(Frozen):
     """Spec name of the hedging model; None: the same model."""
     min_samples: int = Field(default=20, ge=1)
     """Calls observed before the p95 is trusted (no hedging until then)."""
+
+
+def within(seconds: float | None) -> AbstractContextManager[object]:
+    """A deadline of `seconds` (TimeoutError when it passes), or nothing when there is none:
+    most calls have no deadline, and a cancel scope on every call is not free."""
+    if seconds is None or math.isinf(seconds):
+        return nullcontext()
+    return anyio.fail_after(seconds)
 
 
 def _now() -> datetime:
@@ -168,7 +177,7 @@ class Resilience:
         call = _Call(models, send, context, hedge, estimate_tokens)
         errors: list[ModelError] = []
         try:
-            with anyio.fail_after(spec.retry.deadline or math.inf):
+            with within(spec.retry.deadline):
                 for index, name in enumerate(chain):
                     candidate = models[name]
                     overflowed = errors and errors[-1].context_overflow
@@ -213,34 +222,50 @@ class Resilience:
     async def _retrying(self, call: _Call, spec: ModelSpec, last_resort: bool) -> Completion:
         policy, context = spec.retry, call.context
 
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, ModelError) and exc.retry_after is not None:
+        def backoff(exc: ModelError, attempt: int) -> float:
+            if exc.retry_after is not None:
                 return min(exc.retry_after, policy.max_retry_after)
-            base = min(
-                policy.max_backoff, policy.backoff * policy.multiplier ** (state.attempt_number - 1)
-            )
+            base = min(policy.max_backoff, policy.backoff * policy.multiplier ** (attempt - 1))
             return base * (1 + self._rng.uniform(-policy.jitter, policy.jitter))
 
-        def announce(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
+        def announce(exc: ModelError, attempt: int, wait: float) -> None:
             context.emit(
                 RetryScheduled(
                     run_id=context.run_id,
                     task_id=context.task_id,
                     model=spec.name,
-                    attempt=state.attempt_number,
-                    wait=state.upcoming_sleep,
+                    attempt=attempt,
+                    wait=wait,
                     error=str(exc)[:300],
                 )
             )
 
+        # Most calls answer the first time: only a failure pays for tenacity's machinery.
+        try:
+            return await self._attempt(call, spec, last_resort)
+        except ModelError as exc:
+            if not exc.transient or policy.max_retries == 0:
+                raise
+            wait = backoff(exc, 1)
+            announce(exc, 1, wait)
+        await self._sleep(wait)
+
+        def wait_for(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            assert isinstance(exc, ModelError)  # only transient ModelErrors are retried
+            return backoff(exc, state.attempt_number + 1)
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            assert isinstance(exc, ModelError)
+            announce(exc, state.attempt_number + 1, state.upcoming_sleep)
+
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.max_retries + 1),
+            stop=stop_after_attempt(policy.max_retries),
             retry=retry_if_exception(lambda exc: isinstance(exc, ModelError) and exc.transient),
-            wait=wait,
+            wait=wait_for,
             sleep=self._sleep,
-            before_sleep=announce,
+            before_sleep=before_sleep,
             reraise=True,
         )
         async for attempt in retrying:

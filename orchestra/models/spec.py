@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+import re
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, cast
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 
-from orchestra._base import Frozen, Names, Tags
+from orchestra._base import SECRET_NAME, USERINFO, Frozen, Names, Tags
 from orchestra.models.breaker import BreakerPolicy
 from orchestra.models.resilience import HedgePolicy, RetryPolicy
 
@@ -41,6 +44,51 @@ _RESERVED_PARAMS = frozenset(
 
 def _secret(value: SecretStr | str | None) -> SecretStr | None:
     return SecretStr(value) if isinstance(value, str) else value
+
+
+# What HTTP lets a header carry: visible ASCII, spaces and tabs (no CR/LF: no injection).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+
+
+def _check_headers(headers: object) -> None:
+    """Raise if `extra_headers` could not be sent as HTTP headers (values never echoed)."""
+    if not isinstance(headers, Mapping):
+        raise ValueError("extra_headers must be a table of header names to string values")
+    for name, value in cast(Mapping[object, object], headers).items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"extra_headers: {name!r} is not a valid HTTP header name")
+        if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
+            raise ValueError(
+                f"extra_headers: the value of {name!r} must be a string of printable ASCII "
+                "characters (no line breaks); HTTP headers cannot carry anything else"
+            )
+
+
+def _redacted(value: Any, secret: bool = False) -> Any:
+    """Provider options with every value under a secret-looking name (or a header) replaced."""
+    if isinstance(value, Mapping):
+        return {
+            name: _redacted(item, secret or bool(_HIDDEN_OPTION.search(str(name))))
+            for name, item in cast(Mapping[str, Any], value).items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redacted(item, secret) for item in cast(list[Any], value)]
+    return "***" if secret and value is not None else value
+
+
+# Options whose values are hidden: secret-looking names, and every header (any may carry one).
+_HIDDEN_OPTION = re.compile(f"{SECRET_NAME.pattern}|header", re.IGNORECASE)
+
+
+def _secret_values(options: Mapping[str, Any], secret: bool = False) -> Iterator[str]:
+    """String values of `options` under secret-looking names, at any depth."""
+    for name, value in options.items():
+        under = secret or bool(SECRET_NAME.search(str(name)))
+        if isinstance(value, Mapping):
+            yield from _secret_values(cast(Mapping[str, Any], value), under)
+        elif isinstance(value, str) and under:
+            yield value
 
 
 class ModelSpec(Frozen):
@@ -117,6 +165,28 @@ class ModelSpec(Frozen):
                 f"{', '.join(clash)} cannot go in litellm_params: orchestra sets them itself; "
                 "use the ModelSpec fields (api_base, api_key, timeout) instead"
             )
+        if "extra_headers" in value:
+            _check_headers(value["extra_headers"])
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        # The URL may hold credentials (user:password@): describe it, never echo it.
+        if any(char.isspace() or not char.isprintable() for char in value):
+            raise ValueError("api_base holds spaces or control characters; give a plain URL")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 -- parsing the port is what checks it
+        except ValueError as exc:
+            raise ValueError(f"api_base is not a valid URL ({exc})") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "api_base must be an http:// or https:// URL with a host, such as "
+                "http://127.0.0.1:8000/v1"
+            )
         return value
 
     @model_validator(mode="after")
@@ -125,10 +195,45 @@ class ModelSpec(Frozen):
             raise ValueError(f"model {self.name!r} lists itself in fallbacks")
         return self
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Credentials in the URL, headers and options stay out of reprs, as the API key does.
+        public = self.public()
+        for name, value in super().__repr_args__():
+            yield name, public[name] if name in ("api_base", "litellm_params") else value
+
+    def public(self) -> dict[str, Any]:
+        """The spec as data with its secrets removed (no API key; credentials in `api_base`,
+        header values and secret-looking options replaced), as the journal stores it."""
+        data = self.model_dump(mode="json", exclude={"api_key"})
+        if self.api_base is not None:
+            data["api_base"] = USERINFO.sub("***@", self.api_base)
+        data["litellm_params"] = _redacted(self.litellm_params)
+        return data
+
     def secret(self) -> str | None:
         """The API key in clear, for the one place that sends it."""
         key = self.api_key
         return key.get_secret_value() if isinstance(key, SecretStr) else key
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret this spec holds, in clear, for scrubbing text that may show them:
+        the API key, credentials in `api_base`, every `extra_headers` value, and provider
+        options under secret-looking names (`aws_secret_access_key`, `token`...)."""
+        found: list[str] = []
+        key = self.secret()
+        if key:
+            found.append(key)
+        if self.api_base is not None:
+            parts = urlsplit(self.api_base)
+            userinfo = parts.netloc.rpartition("@")[0]
+            if userinfo:
+                password = userinfo.partition(":")[2]
+                found.extend(p for p in (userinfo, password, unquote(password)) if p)
+        headers = self.litellm_params.get("extra_headers")
+        if isinstance(headers, Mapping):
+            found.extend(v for v in cast(Mapping[str, Any], headers).values() if isinstance(v, str))
+        found.extend(_secret_values(self.litellm_params))
+        return tuple(dict.fromkeys(found))
 
     @property
     def priced(self) -> bool:

@@ -17,8 +17,6 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from orchestra.agents import Agent
 from orchestra.errors import PlanError
 from orchestra.events import PLAN_TASK, EventSink, PlanRejected
@@ -29,7 +27,7 @@ from orchestra.models.spec import ModelSpec
 from orchestra.plan import Plan, Task, dependencies_first, placeholders
 from orchestra.planning.parse import parse_plan
 from orchestra.planning.prompt import boss_messages, repair_message
-from orchestra.planning.replan import replan_message, replan_problems
+from orchestra.planning.replan import replan_message, replan_problems, survivors
 from orchestra.planning.stream import PlanStream
 from orchestra.results import NodeResult
 from orchestra.validation import plan_problems
@@ -68,7 +66,7 @@ class _Streamed:
     def consider(self, item: Mapping[str, Any]) -> None:
         try:
             task = Task.model_validate(item)
-        except ValidationError:
+        except PlanError:
             return  # reported with the whole plan's problems
         if task.id in self.accepted or any(t.id == task.id for t in self.waiting):
             return  # a re-streamed task (after a retry) or a duplicate, reported at the end
@@ -230,6 +228,7 @@ class Planner:
             replan_message(plan, nodes, failed, error, not_run),
         ]
         finished = [task_id for task_id, result in nodes.items() if result.ok]
+        alive = survivors(plan, nodes)
 
         def check(answer: str) -> tuple[Plan | None, list[PlanError]]:
             try:
@@ -243,6 +242,7 @@ class Planner:
                 agents=[a.name for a in self.agents],
                 models=self.constellation.names,
                 inputs=inputs,
+                surviving=alive,
             )
 
         return await self._converge(messages, site, check, first=None)

@@ -1,18 +1,22 @@
-"""Reading the boss's answer: a JSON plan, possibly in a code fence or among prose."""
+"""Reading the boss's answer: a JSON plan, possibly in a code fence or among prose.
+
+The answer is untrusted text: it is bounded in size and nesting before it is parsed
+(`orchestra._untrusted`), so a broken or hostile boss gets a `PlanError` back, never a crash.
+"""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-from pydantic import ValidationError
-
-from orchestra._base import describe_validation_error
+from orchestra._untrusted import load_json
 from orchestra.errors import PlanError
 from orchestra.plan import Plan
 
-__all__ = ["parse_plan"]
+__all__ = ["MAX_PLAN_CHARS", "parse_plan"]
+
+MAX_PLAN_CHARS = 1_000_000
+"""The longest boss answer read as a plan (a plan of a thousand tasks is a tenth of this)."""
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n(.*?)```", re.DOTALL)
 
@@ -35,19 +39,25 @@ def parse_plan(text: str) -> Plan:
         'a'
 
     Raises:
-        PlanError: no JSON object in the answer, or one that is not a valid plan.
+        PlanError: an answer too long, no JSON object in it, or one that is not a valid plan.
     """
+    if len(text) > MAX_PLAN_CHARS:
+        raise PlanError(
+            f"the answer is {len(text):,} characters long; a plan must fit in "
+            f"{MAX_PLAN_CHARS:,}: answer with the plan as one compact JSON object"
+        )
     data: Any = None
+    reason = ""
     for candidate in _json_candidates(text):
         try:
-            data = json.loads(candidate)
-        except ValueError:
+            data = load_json(candidate, what="the answer")
+        except ValueError as exc:
+            reason = reason or f" ({exc})"
             continue
         if isinstance(data, dict):
             break
     if not isinstance(data, dict):
-        raise PlanError("the answer holds no JSON object; answer with the plan as one JSON object")
-    try:
-        return Plan.model_validate(data)
-    except ValidationError as exc:
-        raise PlanError(describe_validation_error("the plan", exc)) from exc
+        raise PlanError(
+            f"the answer holds no JSON object{reason}; answer with the plan as one JSON object"
+        )
+    return Plan.model_validate(data)

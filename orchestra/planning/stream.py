@@ -4,12 +4,16 @@
 `tasks` array as soon as its closing brace arrives (the LLMCompiler idea: dispatch before the
 plan is finished). It scans JSON incrementally — strings and escapes included — so braces
 inside prompts do not confuse it; text before the JSON (prose, a code fence) is skipped.
+Nesting is counted, never recursed into, and scanning stops once the answer is longer than a
+plan may be (`MAX_PLAN_CHARS`): the finished answer is then refused by `parse_plan`.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from orchestra._untrusted import load_json
+from orchestra.planning.parse import MAX_PLAN_CHARS
 
 __all__ = ["PlanStream"]
 
@@ -40,10 +44,11 @@ class PlanStream:
 
     def feed(self, chunk: str) -> list[dict[str, Any]]:
         """Add a chunk; return the task objects completed by it, in order."""
-        self.text += chunk
+        if len(self.text) < MAX_PLAN_CHARS:
+            self.text += chunk
         found: list[dict[str, Any]] = []
         text = self.text
-        while self._pos < len(text):
+        while self._pos < min(len(text), MAX_PLAN_CHARS):
             char = text[self._pos]
             if not self._started:
                 if char == "{":
@@ -86,7 +91,7 @@ class PlanStream:
     @staticmethod
     def _parse(raw: str) -> dict[str, Any] | None:
         try:
-            item = json.loads(raw)
+            item = load_json(raw, what="a streamed task")
         except ValueError:
             return None
         return item if isinstance(item, dict) else None  # pyright: ignore[reportUnknownVariableType]

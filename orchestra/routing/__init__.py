@@ -9,16 +9,21 @@ from orchestra.routing.base import (
     decide,
 )
 from orchestra.routing.cascade import Cascade, Stage, dump_cascades, load_cascades
-from orchestra.routing.fit import Outcome, cross_validate, fit_cascades, replay
+from orchestra.routing.cluster import ClusterRouter, fit_cluster_router
+from orchestra.routing.evaluate import Case, cross_validate, cross_validate_fitters
+from orchestra.routing.fit import Outcome, fit_cascades, replay
 from orchestra.routing.llm import LLMRouter
 from orchestra.routing.policies import Cheapest, Fixed, Mixture, PerAgent
 from orchestra.routing.scored import Scored
 from orchestra.routing.slack import SlackAware
+from orchestra.routing.threshold import ThresholdRouter, fit_threshold_router
 
 __all__ = [
     "AsyncRoutingPolicy",
     "Cascade",
+    "Case",
     "Cheapest",
+    "ClusterRouter",
     "Fixed",
     "LLMRouter",
     "Mixture",
@@ -30,10 +35,14 @@ __all__ = [
     "Scored",
     "SlackAware",
     "Stage",
+    "ThresholdRouter",
     "cross_validate",
+    "cross_validate_fitters",
     "decide",
     "dump_cascades",
     "fit_cascades",
+    "fit_cluster_router",
+    "fit_threshold_router",
     "load_cascades",
     "replay",
 ]

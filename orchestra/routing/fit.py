@@ -28,8 +28,6 @@ the most accuracy. The options:
 from __future__ import annotations
 
 import itertools
-import math
-import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -39,15 +37,7 @@ from orchestra.routing.cascade import Cascade, Stage
 from orchestra.routing.logistic import Logistic, fit_logistic
 from orchestra.routing.scored import Said, Scored, candidate_features
 
-__all__ = [
-    "CrossValidation",
-    "Fit",
-    "Outcome",
-    "Replayed",
-    "cross_validate",
-    "fit_cascades",
-    "replay",
-]
+__all__ = ["Fit", "Outcome", "Replayed", "fit_cascades", "replay"]
 
 
 @dataclass(frozen=True)
@@ -436,78 +426,4 @@ def fit_cascades(
         strong_accuracy=_mean([float(q[strong].correct) for q in every]),
         strong_cost_usd=strong_cost / len(every),
         lam=lam,
-    )
-
-
-@dataclass(frozen=True)
-class CrossValidation:
-    """Cascades fitted on one half of the data and scored on the other, many times."""
-
-    accuracy: float
-    """Mean held-out accuracy of the fitted cascades."""
-    strong_accuracy: float
-    """Mean held-out accuracy of the strong model on the same halves."""
-    gap_sd: float
-    """Standard deviation, over the splits, of (accuracy − strong accuracy)."""
-    cost_ratio: float
-    """Mean held-out cost as a fraction of the strong model's."""
-    splits: int
-
-
-def cross_validate(
-    groups: Mapping[str, Sequence[Query]],
-    *,
-    strong: str,
-    repeats: int = 10,
-    seed: int = 0,
-    max_cost_ratio: float = 0.25,
-    pool: int = 4,
-    cheap_ratio: float = 0.1,
-    first: Mapping[str, Sequence[str]] | None = None,
-    c: float = 0.3,
-) -> CrossValidation:
-    """Two-fold cross-validation of `fit_cascades`, repeated over `repeats` random splits.
-
-    Each group is split in halves; cascades fitted on one half are replayed on the other, and
-    the other way round. Deterministic for a given `seed`.
-    """
-    rng = random.Random(seed)
-    gaps: list[float] = []
-    accuracies: list[float] = []
-    strongs: list[float] = []
-    ratios: list[float] = []
-    for _ in range(repeats):
-        halves: tuple[dict[str, list[Query]], dict[str, list[Query]]] = ({}, {})
-        for group, queries in groups.items():
-            order = list(queries)
-            rng.shuffle(order)
-            middle = len(order) // 2
-            halves[0][group], halves[1][group] = order[:middle], order[middle:]
-        for train, test in (halves, halves[::-1]):
-            usable = {g: qs for g, qs in train.items() if qs and test.get(g)}
-            fitted = fit_cascades(
-                usable,
-                strong=strong,
-                max_cost_ratio=max_cost_ratio,
-                pool=pool,
-                cheap_ratio=cheap_ratio,
-                first=first,
-                c=c,
-            )
-            runs = [replay(fitted.cascades[g], q) for g in usable for q in test[g]]
-            held = [q for g in usable for q in test[g]]
-            accuracy = _mean([float(r.correct) for r in runs])
-            strong_accuracy = _mean([float(q[strong].correct) for q in held])
-            accuracies.append(accuracy)
-            strongs.append(strong_accuracy)
-            gaps.append(accuracy - strong_accuracy)
-            ratios.append(sum(r.cost_usd for r in runs) / sum(q[strong].cost_usd for q in held))
-    mean_gap = _mean(gaps)
-    spread = math.sqrt(_mean([(g - mean_gap) ** 2 for g in gaps]))
-    return CrossValidation(
-        accuracy=_mean(accuracies),
-        strong_accuracy=_mean(strongs),
-        gap_sd=spread,
-        cost_ratio=_mean(ratios),
-        splits=len(gaps),
     )

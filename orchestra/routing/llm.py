@@ -48,6 +48,7 @@ def _describe(spec: ModelSpec) -> str:
 
 
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n(.*?)```", re.DOTALL)
+_MAX_REPLY_CHARS = 2_000
 _FIELD = re.compile(r'"(model|reason)"\s*:\s*"((?:[^"\\]|\\.)*)"', re.DOTALL)
 
 
@@ -60,7 +61,7 @@ def _objects(text: str) -> list[dict[str, Any]]:
         for start in (i for i, char in enumerate(block) if char == "{"):
             try:
                 value, _ = decoder.raw_decode(block, start)
-            except ValueError:
+            except (ValueError, RecursionError):  # nested past the parser's stack: not a choice
                 continue
             if isinstance(value, dict):
                 found.append(cast(dict[str, Any], value))
@@ -78,6 +79,9 @@ def parse_choice(reply: str, names: list[str]) -> tuple[str | None, str]:
         >>> parse_choice('{"model": "gpt-9"}', ["fast", "mid"])
         (None, '')
     """
+    # A choice fits in a line: the rest of a runaway (or hostile) reply is not read, since the
+    # JSON search tries every `{`.
+    reply = reply[:_MAX_REPLY_CHARS]
     by_folded = {name.casefold(): name for name in names}
     picked: str | None = None
     reason = ""

@@ -122,7 +122,7 @@ class Scored:
         said = [
             Said(
                 a.asked or a.model,
-                self.key(a.text) if a.text is not None else None,
+                self.key(a.text) if a.ok and a.text is not None else None,
                 a.output_tokens,
             )
             for a in answers

@@ -97,13 +97,16 @@ class Error:
 
 @dataclass(frozen=True)
 class Malformed:
-    """A 200 whose `application/json` body is not valid JSON.
+    """A response whose `application/json` body is sent exactly as given: by default a 200
+    whose body is not valid JSON; any body (a hostile one) with any status.
 
     Attributes:
         body: The raw body sent, truncated JSON by default.
+        status: The HTTP status sent with it.
     """
 
     body: str = '{"id": "x", "choices": ['
+    status: int = 200
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,9 @@ class FakeReply:
     """Completion tokens to report (default: about one per four characters of the content)."""
     latency: float | None = None
     """Seconds to wait before answering (default: the FakeModel's latency)."""
+    finish_reason: str | None = None
+    """Why the model stopped (default: `tool_calls` or `stop`); `length` scripts a reply cut
+    off at the output token limit."""
 
 
 @dataclass(frozen=True)
@@ -257,7 +260,7 @@ class FakeModel:
             yield {
                 "text": piece,
                 "is_finished": last,
-                "finish_reason": "stop" if last else None,
+                "finish_reason": (reply.finish_reason or "stop") if last else None,
                 "usage": usage if last else None,
                 "index": 0,
                 "tool_use": None,
@@ -312,7 +315,7 @@ def _response(litellm: Any, model: str, messages: list[dict[str, Any]], reply: F
             {
                 "index": 0,
                 "message": message,
-                "finish_reason": "tool_calls" if tool_calls else "stop",
+                "finish_reason": reply.finish_reason or ("tool_calls" if tool_calls else "stop"),
             }
         ],
         usage=_usage(messages, reply),

@@ -11,6 +11,10 @@ Files read from the data directory: `{split}.jsonl` (the prompts and token count
 in it are not kept), `responses_{split}.jsonl.gz` (the answers' text) and `models.json`
 (prices and published accuracies).
 
+A recording answers the same every time, so its specs do not retry (a retry would only wait);
+`with_faults` makes a copy in which a share of the answers fail, to check that policies
+survive failing models.
+
 Example:
     >>> from orchestra.testing import RecordedAnswer, RecordedConstellation, RecordedQuery
     >>> query = RecordedQuery("q1", "gsm", "What is 6 * 7?", {"m": RecordedAnswer("42", 9, 1)})
@@ -25,13 +29,15 @@ import gzip
 import hashlib
 import json
 import os
+import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
 from orchestra.errors import ConfigError
 from orchestra.models.constellation import Constellation
+from orchestra.models.resilience import RetryPolicy
 from orchestra.models.spec import ModelSpec
 from orchestra.testing.fake import FakeFailure, FakeModel, FakeReply, FakeRequest
 
@@ -43,8 +49,11 @@ class RecordedAnswer:
     """What one model answered to one query, and the tokens it took."""
 
     text: str
+    """The answer's text ("": the model answered with empty content)."""
     input_tokens: int
     output_tokens: int
+    status: int | None = None
+    """When set, the call fails with this HTTP status instead of answering."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,7 @@ class RecordedConstellation:
         self.models = tuple(m for m in self.prices if m in answered)
         """Model names, in the order of `prices`."""
         self._by_prompt = {_digest(q.prompt): q for q in self.queries}
+        self._latency = latency
         self.fake = FakeModel(handler=self._answer, latency=latency)
         """The FakeModel behind every spec."""
 
@@ -155,6 +165,38 @@ class RecordedConstellation:
             latency=latency,
         )
 
+    def with_faults(self, share: float, *, seed: int = 0) -> RecordedConstellation:
+        """A copy in which a random `share` of the recorded answers fail: half of them answer
+        with empty content, the other half with a server error (500).
+
+        Args:
+            share: the fraction of (query, model) answers replaced, from 0 to 1.
+            seed: the random draw (the same seed replaces the same answers).
+
+        Raises:
+            ConfigError: `share` is not between 0 and 1.
+        """
+        if not 0 <= share <= 1:
+            raise ConfigError(f"with_faults needs a share between 0 and 1, not {share}")
+        rng = random.Random(seed)
+        queries: list[RecordedQuery] = []
+        for query in self.queries:
+            answers = dict(query.answers)
+            for model in sorted(answers):
+                if rng.random() < share:
+                    answer = answers[model]
+                    empty = rng.random() < 0.5
+                    answers[model] = replace(
+                        answer,
+                        text="",
+                        output_tokens=0,
+                        status=None if empty else 500,
+                    )
+            queries.append(replace(query, answers=answers))
+        return RecordedConstellation(
+            queries, prices=self.prices, quality=self.quality, latency=self._latency
+        )
+
     def constellation(self, models: Iterable[str] | None = None) -> Constellation:
         """Specs for `models` (default: all), answering through `fake` at the recorded prices."""
         names = self.models if models is None else tuple(models)
@@ -168,6 +210,7 @@ class RecordedConstellation:
                 input_cost=self.prices[name][0],
                 output_cost=self.prices[name][1],
                 quality=self.quality.get(name, 0.5),
+                retry=_NO_RETRY,
             )
             for name in names
         )
@@ -184,12 +227,18 @@ class RecordedConstellation:
     def _answer(self, request: FakeRequest) -> FakeReply | FakeFailure:
         query = self.query(request.prompt)
         answer = None if query is None else query.answers.get(request.model)
-        if answer is None or not answer.text:
+        if answer is None:
             # A 400 is final: retrying a prompt nobody recorded cannot help.
             return FakeFailure(400)
+        if answer.status is not None:
+            return FakeFailure(answer.status)
         return FakeReply(
             answer.text, input_tokens=answer.input_tokens, output_tokens=answer.output_tokens
         )
+
+
+# A recording answers the same every time: a retry would only wait for the same answer.
+_NO_RETRY = RetryPolicy(max_retries=0)
 
 
 def _quality(spec: Mapping[str, Any]) -> float:

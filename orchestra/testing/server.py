@@ -210,7 +210,8 @@ class _Handler(BaseHTTPRequestHandler):
             extra = {} if retry is None else {"Retry-After": retry_after_header(retry)}
             self._send_json(step.status, error_payload(step), extra)
         elif isinstance(step, Malformed):
-            self._send(200, step.body.encode(), "application/json")
+            # surrogatepass: a hostile body may hold bytes no valid UTF-8 text would.
+            self._send(step.status, step.body.encode("utf-8", "surrogatepass"), "application/json")
         elif isinstance(step, EmptyChoices):
             ident, created = self._ident(), int(time.time())
             self._send_json(200, completion(ident, created, request.model, [], _ZERO_USAGE))

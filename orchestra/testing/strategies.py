@@ -1,4 +1,5 @@
-"""Hypothesis strategies for plans and DAG shapes, shared by our tests and our users'.
+"""Hypothesis strategies for plans, DAG shapes and hostile input, shared by our tests and our
+users'.
 
 Example:
     >>> from hypothesis import given
@@ -9,13 +10,14 @@ Example:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
 from orchestra.plan import Plan, Task
 
-__all__ = ["dag_shapes", "plans"]
+__all__ = ["any_text", "dag_shapes", "hostile_text", "json_values", "plans"]
 
 
 @st.composite
@@ -54,3 +56,41 @@ def plans(
         )
     order = draw(st.permutations(tasks))
     return Plan(tasks=tuple(order))
+
+
+def any_text(*, max_size: int = 40) -> st.SearchStrategy[str]:
+    """Text of any code points: control characters and lone surrogates included."""
+    return st.text(st.characters(exclude_categories=()), max_size=max_size)
+
+
+def json_values(*, max_leaves: int = 30) -> st.SearchStrategy[object]:
+    """JSON values of any shape and depth, with any text in their strings and keys."""
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | any_text()
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_text(), inner, max_size=4),
+        max_leaves=max_leaves,
+    )
+
+
+@st.composite
+def hostile_text(draw: st.DrawFn, *, max_chars: int = 3_000_000) -> str:
+    """What a broken or hostile model may send: JSON of any shape, any text, up to 100,000
+    nested brackets, or megabytes (up to `max_chars`)."""
+    kind = draw(st.sampled_from(["json", "text", "deep", "huge"]))
+    if kind == "json":
+        return json.dumps(draw(json_values()), ensure_ascii=draw(st.booleans()))
+    if kind == "text":
+        return draw(any_text(max_size=400))
+    if kind == "deep":
+        opener = draw(st.sampled_from(["[", '{"a":', '{"tasks": [']))
+        return opener * draw(st.integers(1, 100_000))
+    unit = draw(any_text(max_size=20).filter(bool))
+    size = draw(st.integers(100_000, max_chars))
+    return (unit * (size // len(unit) + 1))[:size]

@@ -99,9 +99,9 @@ def test_a_usd_budget_holds_whatever_else_happens(
     seed: int,
     outputs: tuple[int, int],
 ) -> None:
-    """When no call costs more than it was estimated, no run, task or map budget is ever exceeded — under per-model and global caps, map nodes, task budgets, 429s
-    and 500s, and runs sharing one Orchestra at once — and a run that stops keeps every node
-    that finished."""
+    """When no call costs more than it was estimated, no run, task or map budget is ever
+    exceeded — under per-model and global caps, map nodes, task budgets, 429s and 500s, and
+    runs sharing one Orchestra at once — and a run that stops keeps every node that finished."""
     fake = FakeModel(handler=honest(seed, fault_rate, {"m1": outputs[0], "m2": outputs[1]}))  # type: ignore[arg-type]
     specs = [
         oc.ModelSpec(

@@ -125,3 +125,10 @@ def test_state_expand_runs_children_then_the_join(count: int, data: st.DataObjec
             state.finish(node)
     assert order[-2:] == ["map", "after"]
     assert sorted(order[:-2]) == sorted(k for k, _, _ in kids)
+
+
+def test_a_hostile_list_is_read_as_lines() -> None:
+    """100,000 nested brackets are not a list to parse (bounded nesting): one line, one item."""
+    from orchestra.execution.mapping import items_of
+
+    assert items_of("[" * 100_000) == ["[" * 100_000]

@@ -246,3 +246,50 @@ def test_a_running_session_renews_its_lease(
     assert seen[1] > seen[0]
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("SELECT count(*) FROM leases").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("use", ["journal", "cache"])
+def test_a_foreign_sqlite_file_is_never_modified(fake: FakeModel, tmp_path: Path, use: str) -> None:
+    """An application's own database given as the journal or the cache is refused before
+    anything is written to it: same bytes, same journal mode, no WAL file."""
+    app = tmp_path / "app.sqlite"
+    with closing(sqlite3.connect(app)) as conn:
+        conn.execute("CREATE TABLE customers (name TEXT)")
+        conn.execute("INSERT INTO customers VALUES ('ada')")
+        conn.commit()
+    before = app.read_bytes()
+    other = tmp_path / "runs.sqlite"
+    journal, cache = (app, None) if use == "journal" else (other, oc.Cache(path=str(app)))
+    orch = oc.Orchestra(models=fake_constellation(fake), journal=journal, cache=cache)
+    with pytest.raises(oc.JournalError, match="is a SQLite database but not an orchestra"):
+        orch.execute_sync(oc.Plan(tasks=[oc.Task(id="t", agent="assistant", prompt="hi")]))
+    assert app.read_bytes() == before
+    assert not (tmp_path / "app.sqlite-wal").exists()
+    with closing(sqlite3.connect(app)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert fake.calls == []
+
+
+def test_a_lone_surrogate_in_an_answer_loses_nothing(fake: FakeModel, tmp_path: Path) -> None:
+    """An answer holding a lone surrogate (JSON allows one) succeeds with the journal on, as
+    with it off: the broken code point reads as U+FFFD, and the journal holds the answer."""
+    fake.responses = {"assistant": "paid \ud800 answer"}
+    plan = oc.Plan(tasks=[oc.Task(id="t", agent="assistant", prompt="hi")])
+    outputs = []
+    for journal in (tmp_path / "runs.sqlite", None):
+        orch = oc.Orchestra(models=fake_constellation(fake), journal=journal)
+        outputs.append(orch.execute_sync(plan, run_id="r").output)
+    assert outputs == ["paid \ufffd answer"] * 2
+    resumed = oc.Orchestra(models=fake_constellation(fake), journal=tmp_path / "runs.sqlite")
+    assert resumed.resume_sync("r").output == "paid \ufffd answer"
+
+
+def test_resuming_an_unknown_run_leaves_no_file(fake: FakeModel, tmp_path: Path) -> None:
+    """resume() of a run no journal holds says so and creates neither the file nor its folder
+    (nor a response cache)."""
+    path = tmp_path / "fresh" / "runs.sqlite"
+    cache = oc.Cache(path=str(tmp_path / "cache" / "cache.sqlite"))
+    orch = oc.Orchestra(models=fake_constellation(fake), journal=path, cache=cache)
+    with pytest.raises(oc.JournalError, match="holds no run 'nope'"):
+        orch.resume_sync("nope")
+    assert list(tmp_path.iterdir()) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+import anyio
 import pytest
 
 import orchestra as oc
@@ -189,3 +190,52 @@ def test_load_litellm_switches_debug_info_off() -> None:
     litellm = load_litellm()
     assert litellm.suppress_debug_info is True
     assert load_litellm() is litellm
+
+
+class _Listener:
+    """A litellm callback as a user registers one (litellm.callbacks = [...])."""
+
+    def __init__(self) -> None:
+        from litellm.integrations.custom_logger import CustomLogger
+
+        class Logger(CustomLogger):
+            def __init__(self, seen: list[str], heard: anyio.Event) -> None:
+                super().__init__()
+                self.seen, self.heard = seen, heard
+
+            async def async_log_success_event(
+                self, kwargs: object, response_obj: object, start_time: object, end_time: object
+            ) -> None:
+                self.seen.append("success")
+                self.heard.set()
+
+        self.seen: list[str] = []
+        self.heard = anyio.Event()
+        self.logger = Logger(self.seen, self.heard)
+
+
+async def test_a_users_litellm_callback_still_fires(fake: FakeModel) -> None:
+    """orchestra skips litellm's own per-call logging only while nothing listens to it: a
+    callback the user registered with litellm still hears every call."""
+    litellm = load_litellm()
+    listener = _Listener()
+    before = list(litellm.callbacks)
+    litellm.callbacks = [*before, listener.logger]
+    try:
+        spec = oc.ModelSpec(name="m", model=fake.model("m"))
+        await ModelClient().complete(spec, HELLO)
+        with anyio.fail_after(10):
+            await listener.heard.wait()  # litellm logs success on its own worker, soon after
+    finally:
+        litellm.callbacks = before
+    assert listener.seen == ["success"]
+
+
+async def test_without_listeners_calls_skip_litellms_logging(fake: FakeModel) -> None:
+    """With nothing registered, a call leaves no litellm logging work behind (the switch is
+    set for the call only, so later callers see litellm's default)."""
+    from litellm._internal_context import is_internal_call
+
+    spec = oc.ModelSpec(name="m", model=fake.model("m"))
+    await ModelClient().complete(spec, HELLO)
+    assert is_internal_call.get() is False

@@ -200,3 +200,13 @@ def test_iteration_is_a_snapshot() -> None:
         models.swap("mid", spec("mid", quality=0.9))
         seen.append(s)
     assert [s.quality for s in seen] == [0.5, 0.5]
+
+
+def test_a_misspelt_key_in_toml_never_shows_the_key(tmp_path: Path) -> None:
+    """`api-key = "..."` in a TOML table is an unknown field: named, its value never shown."""
+    path = tmp_path / "orchestra.toml"
+    path.write_text('[models.fast]\nmodel = "groq/x"\napi-key = "gsk-toml-secret-value"\n')
+    with pytest.raises(oc.ConfigError, match="api-key: Extra inputs") as info:
+        oc.Constellation.from_file(path)
+    assert "gsk-toml-secret-value" not in str(info.value)
+    assert info.value.__cause__ is None and info.value.__context__ is None

@@ -121,3 +121,72 @@ def test_spec_is_frozen() -> None:
     spec = oc.ModelSpec(name="m", model="x/y")
     with pytest.raises(Exception, match="frozen"):
         spec.quality = 0.9  # type: ignore[misc]
+
+
+def _chain_text(exc: BaseException) -> str:
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    link: BaseException | None = exc
+    while link is not None:
+        text += repr(link) + repr(vars(link))
+        link = link.__cause__ or link.__context__
+    return text
+
+
+@pytest.mark.parametrize("field", ["apikey", "key", "api-key", "API_KEY", "token"])
+def test_a_misspelt_key_field_never_shows_the_key(field: str) -> None:
+    """An unknown field holding a key is named (with a did-you-mean), its value is not: not in
+    the message, not in anything chained to it."""
+    with pytest.raises(oc.ConfigError, match=rf"{field}: Extra inputs are not permitted") as info:
+        oc.ModelSpec.parse({"name": "m", "model": "x/y", field: KEY})
+    assert KEY not in _chain_text(info.value)
+    if field in ("apikey", "api-key", "API_KEY"):
+        assert "did you mean 'api_key'?" in str(info.value)
+
+
+def test_a_mistyped_secret_field_never_shows_its_value() -> None:
+    """A key of the wrong type is refused without echoing it; other fields show what they got."""
+    number = 123456789012
+    with pytest.raises(oc.ConfigError) as info:
+        oc.ModelSpec(name="m", model="x/y", api_key=number, quality=7)  # type: ignore[arg-type]
+    assert str(number) not in _chain_text(info.value)
+    assert "(got 7)" in str(info.value)
+
+
+def test_api_base_must_be_an_http_url_and_its_credentials_stay_hidden() -> None:
+    """api_base is an http(s) URL; a bad one is refused without showing its password; a good
+    one keeps `user:password@` out of the repr and the public form."""
+    for bad in ("ftp://host/v1", "http://a b/v1", "http://h:99999/v1", "not a url"):
+        with pytest.raises(oc.ConfigError, match="api_base"):
+            oc.ModelSpec(name="m", model="x/y", api_base=bad)
+    password = "hunter22"
+    with pytest.raises(oc.ConfigError) as info:
+        oc.ModelSpec(name="m", model="x/y", api_base=f"http://bob:{password}@a b/v1")
+    assert password not in _chain_text(info.value)
+    spec = oc.ModelSpec(name="m", model="x/y", api_base="http://bob:hunter22@host:8000/v1")
+    assert "hunter22" not in repr(spec) and "hunter22" not in str(spec.public())
+    assert spec.public()["api_base"] == "http://***@host:8000/v1"
+
+
+def test_extra_headers_must_be_sendable_and_count_as_secrets() -> None:
+    """Headers with line breaks or non-ASCII are refused without echoing them; every header
+    value, and options under secret-looking names, are secrets that reprs hide."""
+    for value in ("a\r\nX-Injected: 1", "café-secret"):
+        with pytest.raises(oc.ConfigError, match="printable ASCII") as info:
+            oc.ModelSpec(name="m", model="x/y", litellm_params={"extra_headers": {"X-Key": value}})
+        assert value not in _chain_text(info.value)
+    spec = oc.ModelSpec(
+        name="m",
+        model="x/y",
+        api_key=KEY,
+        litellm_params={
+            "extra_headers": {"X-Team": "team-header-value"},
+            "aws_secret_access_key": "aws-secret-value",
+            "temperature": 0.2,
+        },
+    )
+    assert set(spec.secrets()) == {KEY, "team-header-value", "aws-secret-value"}
+    shown = repr(spec)
+    assert "team-header-value" not in shown and "aws-secret-value" not in shown
+    assert "temperature': 0.2" in shown

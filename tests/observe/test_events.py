@@ -32,8 +32,9 @@ def _kinds(events: list[Event]) -> list[tuple[str, str | None]]:
 
 
 async def test_event_stream_of_a_hand_written_plan(fake: FakeModel, team: list[oc.Agent]) -> None:
-    """Three nodes with a join, one at a time: the run, the plan, then each node's start, call
-    and finish, longest remaining critical path first (`prices` has the longer prompt)."""
+    """Three nodes with a join, one at a time: the run, the plan, then each node's start,
+    route, call and finish, longest remaining critical path first (`prices` has the longer
+    prompt)."""
     events: list[Event] = []
     orch = oc.Orchestra(
         models=fake_constellation(fake), agents=team, max_parallel=1, on_event=events.append
@@ -43,12 +44,15 @@ async def test_event_stream_of_a_hand_written_plan(fake: FakeModel, team: list[o
         ("run_started", None),
         ("plan_ready", None),
         ("node_started", "prices"),
+        ("node_routed", "prices"),
         ("model_called", "prices"),
         ("node_finished", "prices"),
         ("node_started", "facts"),
+        ("node_routed", "facts"),
         ("model_called", "facts"),
         ("node_finished", "facts"),
         ("node_started", "memo"),
+        ("node_routed", "memo"),
         ("model_called", "memo"),
         ("node_finished", "memo"),
         ("run_finished", None),
@@ -71,6 +75,7 @@ async def test_event_stream_of_a_boss_planned_run(fake: FakeModel, orch: oc.Orch
         ("model_called", "(plan)"),
         ("plan_ready", None),
         ("node_started", "only"),
+        ("node_routed", "only"),
         ("model_called", "only"),
         ("node_finished", "only"),
         ("run_finished", None),

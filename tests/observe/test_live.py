@@ -171,3 +171,24 @@ def _text(renderable: object) -> str:
     console = Console(file=io.StringIO(), width=110, record=True)
     console.print(renderable)
     return console.export_text()
+
+
+def test_a_running_node_shows_its_model_before_it_finishes(
+    fake: FakeModel, team: list[oc.Agent]
+) -> None:
+    """The live view's tracker knows a node's model and route while it runs (node_routed)."""
+    from orchestra.events import ModelCalled
+    from orchestra.observe.tracker import RunTrack
+
+    track = RunTrack()
+    seen: list[tuple[str | None, str | None]] = []
+
+    def sink(event: oc.Event) -> None:
+        if isinstance(event, ModelCalled):  # mid-node: the call is back, the node not done
+            node = track.nodes[event.task_id]
+            seen.append((node.model, node.reason))
+        track.apply(event)
+
+    orch = oc.Orchestra(models=fake_constellation(fake), agents=team, on_event=sink)
+    result = orch.execute_sync(oc.Plan(tasks=[oc.Task(id="q", agent="researcher", prompt="x")]))
+    assert seen == [(result.nodes["q"].model, result.nodes["q"].route)]

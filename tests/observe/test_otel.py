@@ -166,3 +166,22 @@ def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "opentelemetry", None)
     with pytest.raises(ImportError, match=r"pip install 'orchestra\[otel\]'"):
         OpenTelemetrySink()
+
+
+def test_a_real_node_span_carries_its_route(
+    fake: FakeModel, team: list[oc.Agent], provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    """node_routed is emitted when a node is placed, so its span has the model and the reason."""
+    from orchestra.testing import fake_constellation
+
+    orch = oc.Orchestra(
+        models=fake_constellation(fake),
+        agents=team,
+        on_event=OpenTelemetrySink(tracer_provider=provider),
+    )
+    plan = oc.Plan(tasks=[oc.Task(id="only", agent="researcher", prompt="hi")])
+    result = orch.execute_sync(plan)
+    node = _one(list(exporter.get_finished_spans()), "invoke_agent researcher")
+    assert node.attributes is not None
+    assert node.attributes["orchestra.route.model"] == result.nodes["only"].model
+    assert node.attributes["orchestra.route.reason"] == result.nodes["only"].route

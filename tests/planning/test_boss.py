@@ -206,7 +206,9 @@ async def test_loop_guard_stops_a_boss_repeating_itself(fake: FakeModel) -> None
         "plan": [json.dumps(FAILING_PLAN), json.dumps(same_again)],
         "fragile": FakeFailure(400),
     }
-    with pytest.raises(oc.NodeFailed, match="loop guard: the replan proposes work already planned"):
+    with pytest.raises(
+        oc.NodeFailed, match="loop guard: the replan proposes work already attempted"
+    ):
         await replanning_orchestra(fake, events).run("write a memo")
     assert len(fake.calls_for("plan")) == 2
 

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 import orchestra as oc
-from orchestra.checks import Agree, Answer, Verify, Vote
+from orchestra.checks import Agree, Answer, Schema, Verify, Vote
 from orchestra.events import CheckFailed, Escalated
 from orchestra.routing import Cascade, Stage
 from orchestra.testing import FakeFailure, FakeModel, FakeReply, FakeRequest, fake_constellation
@@ -182,6 +183,122 @@ async def test_a_failing_member_is_an_answer_not_a_failed_node() -> None:
     orch, _ = orchestra(fake, AGREE_THEN_STRONG)
     node = (await orch.execute(PLAN)).nodes["q"]
     assert node.ok and node.model == "strong"
+    fake.close()
+
+
+SINGLE_THEN_STRONG = Cascade((Stage(("a",)), Stage(("strong",))))
+
+
+def no_retries(fake: FakeModel, events: list[oc.Event], **a_fields: object) -> oc.Orchestra:
+    """An Orchestra on PROFILES that does not retry (a scripted failure fails at once)."""
+    profiles = {name: {**fields, "retry": {"max_retries": 0}} for name, fields in PROFILES.items()}
+    profiles["a"] |= a_fields
+    return oc.Orchestra(
+        models=fake_constellation(fake, profiles), agents=[oc.Agent(name="solver")],
+        router=SINGLE_THEN_STRONG, on_event=events.append,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("reply", "a_fields", "why"),
+    [
+        (FakeFailure(400), {}, "bad request"),
+        (FakeFailure(503), {}, "server error"),
+        (FakeReply(""), {}, "empty content"),
+        (FakeReply("   "), {}, "empty content"),
+        (FakeReply('{"answer": "42", "reas', finish_reason="length"), {}, "cut off"),
+        pytest.param(
+            FakeReply('{"answer": "42"}', latency=30.0),
+            {"timeout": 0.05},
+            "timed out",
+            marks=pytest.mark.slow,
+        ),
+    ],
+)
+async def test_a_failing_unchecked_stage_escalates(
+    reply: FakeReply | FakeFailure, a_fields: dict[str, object], why: str
+) -> None:
+    """A stage with no check whose model errs, times out, answers empty or is cut off escalates
+    to the next stage instead of failing the node; the route says why."""
+
+    def answer(request: FakeRequest) -> FakeReply | FakeFailure:
+        return reply if request.model == "a" else FakeReply('{"answer": "42"}')
+
+    fake = FakeModel(handler=answer)
+    events: list[oc.Event] = []
+    orch = no_retries(fake, events, **a_fields)
+    node = (await orch.execute(PLAN)).nodes["q"]
+    assert node.ok and node.model == "strong"
+    assert why in (node.route or "") and "cascade stage 2/2: strong" in (node.route or "")
+    assert [e.stage for e in events if isinstance(e, CheckFailed)] == [0]
+    assert [e.models for e in events if isinstance(e, Escalated)] == [("strong",)]
+    fake.close()
+
+
+async def test_cut_off_answers_escalate_are_paid_and_are_the_last_resort() -> None:
+    """Answers cut off at the output limit agree with nothing, so the cascade escalates; their
+    cost is the node's; when every answer is cut off, the latest is kept and the route says so."""
+
+    def answer(request: FakeRequest) -> FakeReply:
+        cut = request.model != "strong" or strong_cut
+        return FakeReply(
+            '{"answer": "42"}', output_tokens=50, finish_reason="length" if cut else None
+        )
+
+    strong_cut = False
+    fake = FakeModel(handler=answer)
+    orch, events = orchestra(fake, AGREE_THEN_STRONG)
+    node = (await orch.execute(PLAN)).nodes["q"]
+    assert node.model == "strong"
+    assert node.usage.by_model["a"].cost_usd > 0 and node.usage.by_model["b"].cost_usd > 0
+    assert "no answer states a final answer" in (node.route or "")
+    strong_cut = True
+    node = (await orch.execute(PLAN)).nodes["q"]
+    assert node.ok and node.model == "strong" and node.output == '{"answer": "42"}'
+    assert (node.route or "").endswith("no usable answer; kept strong's (cut off at its output "
+                                       "token limit (finish_reason 'length'))")  # fmt: skip
+    assert len([e for e in events if isinstance(e, Escalated)]) == 2
+    fake.close()
+
+
+async def test_a_failing_last_stage_keeps_the_earlier_best_guess() -> None:
+    """When the strong model fails after a rejection, the cheap stage's best guess is kept."""
+    fake = replies({"a": "41", "b": "42", "strong": FakeFailure(400)})
+    orch, _ = orchestra(fake, Cascade((Stage(("a", "b"), Agree(2)), Stage(("strong",)))))
+    node = (await orch.execute(PLAN)).nodes["q"]
+    assert node.ok and node.model == "b"
+    assert "strong failed: " in (node.route or "")
+    fake.close()
+
+
+class Invoice(BaseModel):
+    """An output type for the schema tests."""
+
+    total: float
+    currency: str
+
+
+async def test_answers_failing_the_output_schema_escalate() -> None:
+    """A stage whose answer is not a valid Invoice escalates; a valid one is kept; when none is
+    valid, the latest is kept and the route says why."""
+    valid = '{"total": 12.5, "currency": "EUR"}'
+    fake = replies({"a": "unused", "b": "unused", "strong": "unused"})
+    texts = {"a": '{"total": "n/a", "currency": "EUR"}', "strong": valid}
+    fake.handler = lambda request: FakeReply(texts[request.model])
+    cascade = Cascade((Stage(("a",), Schema(Invoice)), Stage(("strong",), Schema(Invoice))))
+    orch, events = orchestra(fake, cascade)
+    node = (await orch.execute(PLAN)).nodes["q"]
+    assert node.model == "strong" and node.output == valid
+    assert "no answer is a valid Invoice (a: total: Input should be a valid number" in (
+        node.route or ""
+    )
+    assert [e.stage for e in events if isinstance(e, CheckFailed)] == [0]
+    texts["strong"] = "I would rather not."
+    node = (await orch.execute(PLAN)).nodes["q"]
+    assert node.model == "strong" and node.output == "I would rather not."
+    assert (node.route or "").endswith(
+        "no usable answer; kept strong's (not a valid Invoice: it holds no JSON object)"
+    )
     fake.close()
 
 

@@ -69,7 +69,7 @@ def recorded_of(rows: Sequence[Mapping[str, Outcome]]) -> RecordedConstellation:
     for index, row in enumerate(rows):
         answers = {
             model: RecordedAnswer(
-                json.dumps({"answer": o.key}) if o.key is not None else "no answer",
+                json.dumps({"answer": o.key}) if o.key is not None else "Hmm.\nNo idea.",
                 0,
                 round(o.cost_usd * 1e6),
             )

@@ -158,3 +158,13 @@ def test_parse_choice_finds_the_named_model_in_any_wrapping(
     assert picked is not None and picked.casefold() == name.casefold()
     noise = data.draw(st.text(max_size=60))
     assert parse_choice(noise, names)[0] in (None, *names)
+
+
+def test_a_hostile_reply_names_no_model_quickly() -> None:
+    """100,000 nested objects or brackets name no model (never a RecursionError); only the
+    start of a runaway reply is read."""
+    from orchestra.routing.llm import parse_choice
+
+    for reply in ('{"a":' * 50_000, "{" * 100_000, "[" * 100_000):
+        assert parse_choice(reply, ["fast"]) == (None, "")
+    assert parse_choice('{"model": "fast"}' + " " * 100_000, ["fast"]) == ("fast", "")

@@ -61,7 +61,7 @@ def test_the_most_trusted_candidate_is_kept_and_the_threshold_decides() -> None:
 def test_nothing_to_score_is_rejected() -> None:
     """Failed calls, answers with no final answer and models outside the check give nothing."""
     check = Scored(PAIR, SCORER, threshold=0.0)
-    verdict = check.decide([answer("a", None), Answer("b", "no idea"), answer("other", "1")])
+    verdict = check.decide([answer("a", None), Answer("b", "Hmm.\nNo idea."), answer("other", "1")])
     assert not verdict.accepted and "no answer of the scored models" in verdict.reason
 
 

@@ -75,16 +75,18 @@ async def test_models_answer_as_recorded_at_recorded_cost(tmp_path: Path) -> Non
 
 
 async def test_unrecorded_prompts_and_empty_answers_fail_fast(tmp_path: Path) -> None:
-    """A prompt nobody recorded, or an empty recorded answer, fails with a final 400."""
+    """A prompt nobody recorded fails with a final 400; an empty recorded answer is replayed
+    as an empty reply, a model error — each after one request (a replay never retries)."""
     write_split(tmp_path)
     recorded = RecordedConstellation.load(tmp_path)
     orch = oc.Orchestra(models=recorded.constellation(), router=oc.routing.Fixed("large"))
-    for prompt in ("never asked", "f(1)?"):
+    for prompt, status, why in (("never asked", 400, "bad request"), ("f(1)?", None, "empty")):
         plan = oc.Plan(tasks=[oc.Task(id="t", agent="assistant", prompt=prompt)])
-        with pytest.raises(oc.NodeFailed) as info:
+        with pytest.raises(oc.NodeFailed, match=why) as info:
             await orch.execute(plan)
         assert isinstance(info.value.__cause__, oc.ModelError)
-        assert info.value.__cause__.status_code == 400
+        assert info.value.__cause__.status_code == status
+        assert len(info.value.result.nodes["t"].attempts) == 1
     assert recorded.query("f(1)?") is recorded.queries[1]
     assert recorded.query("never asked") is None
     recorded.close()
@@ -108,3 +110,25 @@ async def test_every_answering_model_needs_a_price() -> None:
     query = RecordedQuery("q", "t", "p", {"m": RecordedAnswer("x", 1, 1)})
     with pytest.raises(oc.ConfigError, match="no prices for recorded model"):
         RecordedConstellation([query], prices={})
+
+
+async def test_with_faults_replaces_a_share_of_answers_with_failures() -> None:
+    """A faulty copy fails a seeded share of answers, half empty and half 500s; the rest and
+    the original recording are unchanged; a bad share is refused."""
+    queries = [
+        RecordedQuery(f"q{i}", "t", f"p{i}", {m: RecordedAnswer("x", 3, 4) for m in "abcd"})
+        for i in range(500)
+    ]
+    recorded = RecordedConstellation(queries, prices=dict.fromkeys("abcd", (1.0, 1.0)))
+    faulty = recorded.with_faults(0.1, seed=3)
+    answers = [a for q in faulty.queries for a in q.answers.values()]
+    empty = [a for a in answers if a.text == "" and a.status is None]
+    errors = [a for a in answers if a.status == 500]
+    assert 150 < len(empty) + len(errors) < 250 and len(empty) > 50 and len(errors) > 50
+    assert all(a == RecordedAnswer("x", 3, 4) for a in answers if a.text)
+    assert recorded.with_faults(0.1, seed=3).queries == faulty.queries
+    assert all(a.text == "x" for q in recorded.queries for a in q.answers.values())
+    with pytest.raises(oc.ConfigError, match="between 0 and 1"):
+        recorded.with_faults(2.0)
+    recorded.close()
+    faulty.close()
