@@ -13,7 +13,8 @@
     LangGraph (`StateGraph`, each node its own state key, joins waiting for all their
     predecessors), each in a fresh process: peak memory above the process's baseline, and µs
     per node. LangGraph comes from the `bench` extra (`pip install -e '.[bench]'`); without it
-    that part says so and is skipped.
+    that part says so and is skipped. With `--ray`, the same DAG as one run on 2 Ray actors
+    (each node sent to an actor) against the same run local: µs per node.
 
 Run: python benchmarks/scale.py [--runs 2000] [--dag 10000] [--concurrency 64] [--ray]
 """
@@ -148,6 +149,15 @@ async def on_ray(args: argparse.Namespace) -> dict[str, float]:
         figures[f"ray{actors}_actor_cpu_ms_per_call"] = actor_cpu / calls * 1000
         figures[f"ray{actors}_service_cpu_ms_per_call"] = service_cpu / calls * 1000
         await backend.close()
+    deps = dag(args.dag)
+    dag_wall, _ = await measured(lambda: run_orchestra(local, deps))
+    backend = oc.backends.Ray(actors=2, actor_concurrency=args.concurrency, actor_cpus=0)
+    on_two = orchestra(fake, None).with_backend(backend)
+    await on_two.execute(PLAN, inputs=rows[0])
+    ray_dag_wall, _ = await measured(lambda: run_orchestra(on_two, deps))
+    await backend.close()
+    figures["dag_local_us_per_node"] = dag_wall / len(deps) * 1e6
+    figures["dag_ray2_us_per_node"] = ray_dag_wall / len(deps) * 1e6
     figures["ray_added_cpu_ms_per_call"] = (
         figures["ray1_driver_cpu_ms_per_call"]
         + figures["ray1_actor_cpu_ms_per_call"]
@@ -165,7 +175,7 @@ def ray_in_namespace(args: argparse.Namespace) -> dict[str, Any]:
         return {"ray": "not installed: pip install -e '.[ray]'"}
     inner = (
         f"ip link set lo up && exec {sys.executable} {__file__} --ray-worker "
-        f"--runs {args.runs} --concurrency {args.concurrency}"
+        f"--runs {args.runs} --concurrency {args.concurrency} --dag {args.dag}"
     )
     done = subprocess.run(
         ["unshare", "--net", "--pid", "--fork", "--mount-proc", "sh", "-c", inner],
@@ -195,7 +205,8 @@ def peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-async def run_orchestra(fake: FakeModel, deps: list[list[int]]) -> None:
+def dag_plan(deps: list[list[int]]) -> oc.Plan:
+    """The DAG as a plan: node i is task `ti`, its prompt quoting its predecessors' outputs."""
     tasks = [
         oc.Task(
             id=f"t{i}",
@@ -205,7 +216,11 @@ async def run_orchestra(fake: FakeModel, deps: list[list[int]]) -> None:
         )
         for i, ds in enumerate(deps)
     ]
-    result = await orchestra(fake, None).execute(oc.Plan(tasks=tasks))
+    return oc.Plan(tasks=tasks)
+
+
+async def run_orchestra(orch: oc.Orchestra, deps: list[list[int]]) -> None:
+    result = await orch.execute(dag_plan(deps))
     assert len(result.nodes) == len(deps)
 
 
@@ -249,8 +264,10 @@ async def dag_worker(framework: str, size: int) -> dict[str, float]:
     if framework == "langgraph":
         import langgraph.graph  # noqa: F401 - its import is not the DAG's memory
     baseline = peak_rss_kb()
-    runner = run_langgraph if framework == "langgraph" else run_orchestra
-    wall, _ = await measured(lambda: runner(fake, deps))
+    if framework == "langgraph":
+        wall, _ = await measured(lambda: run_langgraph(fake, deps))
+    else:
+        wall, _ = await measured(lambda: run_orchestra(orchestra(fake, None), deps))
     return {"peak_mb": (peak_rss_kb() - baseline) / 1024, "us_per_node": wall / size * 1e6}
 
 
@@ -328,6 +345,10 @@ def main() -> None:
                     f"{figures[f'ray{actors}_service_cpu_ms_per_call']:.2f}"
                 )
             print(f"    Ray adds {figures['ray_added_cpu_ms_per_call']:.2f} CPU ms per call")
+            print(
+                f"(c) {args.dag}-node DAG, one run: {figures['dag_local_us_per_node']:.0f} µs/node "
+                f"local, {figures['dag_ray2_us_per_node']:.0f} µs/node on 2 Ray actors"
+            )
         else:
             print(f"(b) Ray: {figures['ray']}")
     figures.update(big_dag(args.dag))

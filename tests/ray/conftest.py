@@ -68,6 +68,13 @@ class Cluster:
 
         return [node["NodeID"] for node in ray.nodes() if node["Alive"]]
 
+    @property
+    def head_node(self) -> str:
+        """The head node's id (this driver's node)."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
     def start_worker(self) -> None:
         """Add a worker node and wait until the cluster counts it alive."""
         self.workers.append(_ray_start("--address", ADDRESS))

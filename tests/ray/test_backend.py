@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ import pytest
 
 import orchestra as oc
 from orchestra.events import Event, ModelCalled
+from orchestra.execution.backends.ray import ActorPool
+from orchestra.execution.backends.ray_actor import HostInfo
 from orchestra.testing import FakeModel, OpenAICompatibleServer, RecordedRequest, Reply
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -32,8 +34,8 @@ PLAN = oc.Plan(
 ROWS = [{"topic": f"t{i}"} for i in range(8)]
 
 
-def _spec(server: OpenAICompatibleServer, **limits: Any) -> oc.ModelSpec:
-    return oc.ModelSpec(name="w", model="openai/w", api_base=server.url, api_key="k", **limits)
+def _spec(server: OpenAICompatibleServer, name: str = "w", **limits: Any) -> oc.ModelSpec:
+    return oc.ModelSpec(name=name, model="openai/w", api_base=server.url, api_key="k", **limits)
 
 
 @pytest.fixture(scope="module")
@@ -42,34 +44,6 @@ def ray_backend(cluster: Any) -> Iterator[oc.backends.Ray]:
     backend = oc.backends.Ray(actors=2, actor_concurrency=8, actor_cpus=0.5)
     yield backend
     anyio.run(backend.close, backend="asyncio")
-
-
-def test_a_batch_runs_on_actors_and_is_journaled_by_the_driver(
-    ray_backend: oc.backends.Ray, tmp_path: Path
-) -> None:
-    """map_sync on Ray: every run succeeds with the scripted answers, its nodes are recorded
-    once in the driver's journal, and the events of the actors' calls reach the driver."""
-    fake = FakeModel(responses={"facts": "the facts", "memo": "the memo"})
-    events: list[Event] = []
-    orch = oc.Orchestra(
-        models=[oc.ModelSpec(name="w", model=fake.model("w"))],
-        agents=[oc.Agent(name="w", model="w")],
-        journal=tmp_path / "runs.sqlite",
-        on_event=events.append,
-    )
-    results = orch.map_sync(PLAN, inputs=ROWS, batch_id="ray", backend=ray_backend)
-    assert (results.succeeded, results.failed) == (8, 0), results.errors
-    assert {r.output for r in results} == {"the memo"}
-    assert sum(isinstance(e, ModelCalled) for e in events) == 16
-    assert fake.calls == []  # the calls were made in the actors' processes
-    assert orch.journal is not None
-    recorded = Counter(
-        (run.run_id, node.task_id)
-        for run in orch.journal.runs()
-        for node in orch.journal.nodes(run.run_id)
-        if node.status == "succeeded"
-    )
-    assert len(recorded) == 16 and set(recorded.values()) == {1}
 
 
 class Gate:
@@ -96,39 +70,48 @@ class Gate:
         return Reply("ok", output_tokens=300, input_tokens=10)
 
 
-def test_a_models_concurrency_holds_across_actors(
-    ray_backend: oc.backends.Ray, openai_server: OpenAICompatibleServer
+def test_batches_on_actors_are_journaled_and_hold_limits_and_budgets_across_the_cluster(
+    ray_backend: oc.backends.Ray, openai_server: OpenAICompatibleServer, tmp_path: Path
 ) -> None:
-    """max_concurrency=2 holds over both actors: never more than two requests at once."""
+    """One Orchestra (its actors started once) on three models: a batch's runs succeed with
+    the scripted answers, each node recorded once by the driver, the actors' events reach
+    it; max_concurrency=2 holds over both actors; a run's $0.10 budget over eight parallel
+    $0.03 calls on both actors lets exactly three through."""
+    fake = FakeModel(responses={"facts": "the facts", "memo": "the memo"})
     gate = Gate(width=2)
     openai_server.handler = gate
+    events: list[Event] = []
     orch = oc.Orchestra(
-        models=[_spec(openai_server, max_concurrency=2)],
-        agents=[oc.Agent(name="w", model="w")],
-        journal=None,
+        models=[
+            oc.ModelSpec(name="w", model=fake.model("w")),
+            _spec(openai_server, "c", max_concurrency=2),
+            _spec(openai_server, "b", input_cost=0.0, output_cost=100.0),
+        ],
+        agents=[oc.Agent(name=name, model=name) for name in ("w", "c", "b")],
+        journal=tmp_path / "runs.sqlite",
+        on_event=events.append,
     )
-    one = oc.Plan(tasks=[oc.Task(id="only", agent="w", prompt="go {topic}")])
-    results = orch.map_sync(one, inputs=ROWS, backend=ray_backend)
-    assert results.succeeded == 8
+
+    results = orch.map_sync(PLAN, inputs=ROWS, batch_id="ray", backend=ray_backend)
+    assert (results.succeeded, results.failed) == (8, 0), results.errors
+    assert {r.output for r in results} == {"the memo"}
+    assert sum(isinstance(e, ModelCalled) for e in events) == 16
+    assert fake.calls == []  # the calls were made in the actors' processes
+    assert orch.journal is not None
+    recorded = _recorded(orch.journal)
+    assert len(recorded) == 16 and set(recorded.values()) == {1}
+
+    one = oc.Plan(tasks=[oc.Task(id="only", agent="c", prompt="go {topic}")])
+    limited = orch.map_sync(one, inputs=ROWS, backend=ray_backend)
+    assert limited.succeeded == 8
     assert gate.peak == 2
 
-
-def test_a_run_budget_holds_across_actors(
-    ray_backend: oc.backends.Ray, openai_server: OpenAICompatibleServer
-) -> None:
-    """Eight parallel nodes of one run spread over both actors, each call $0.03, the run's
-    budget $0.10: the cluster's ledger lets exactly three calls through."""
-    openai_server.handler = lambda request: Reply("ok", output_tokens=300, input_tokens=10)
-    orch = oc.Orchestra(
-        models=[_spec(openai_server, input_cost=0.0, output_cost=100.0)],
-        agents=[oc.Agent(name="w", model="w")],
-        journal=None,
-    )
-    wide = oc.Plan(tasks=[oc.Task(id=f"n{i}", agent="w", prompt=f"part {i}") for i in range(8)])
+    before = len(openai_server.requests)
+    wide = oc.Plan(tasks=[oc.Task(id=f"n{i}", agent="b", prompt=f"part {i}") for i in range(8)])
     on_ray = orch.with_backend(ray_backend)
     with pytest.raises(oc.BudgetExceeded) as stopped:
         on_ray.execute_sync(wide, budget=oc.Budget(max_usd=0.10))
-    assert len(openai_server.requests) == 3
+    assert len(openai_server.requests) - before == 3
     assert stopped.value.result.cost_usd == pytest.approx(0.09)
 
 
@@ -180,6 +163,25 @@ async def _until(condition: Any, what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await anyio.sleep(0.05)
+
+
+async def _hosts_once(
+    pool: ActorPool, settled: Callable[[list[HostInfo]], bool], what: str
+) -> list[HostInfo]:
+    """Where each actor runs, once every actor answers and `settled` holds (a kill or a lost
+    machine lands asynchronously; a restarting actor does not answer)."""
+    import ray
+
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            hosts = await pool.info()
+            if settled(hosts):
+                return hosts
+        except ray.exceptions.RayActorError:
+            pass
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await anyio.sleep(0.2)
 
 
 async def _batch_through_a_loss(
@@ -246,17 +248,7 @@ async def test_actors_killed_mid_call_lose_nothing_recorded(
         before = {h.pid for h in await pool.info()}
         for actor in pool.actors:
             ray.kill(actor, no_restart=False)
-
-        async def restarted() -> bool:
-            try:
-                return not {h.pid for h in await pool.info()} & before
-            except ray.exceptions.RayActorError:
-                return False
-
-        deadline = time.monotonic() + 180
-        while not await restarted():
-            assert time.monotonic() < deadline, "the actors did not restart"
-            await anyio.sleep(0.2)
+        await _hosts_once(pool, lambda hosts: not {h.pid for h in hosts} & before, "restarts")
 
     results, at_loss, requests = await _batch_through_a_loss(orch, ray_backend, held, kill_actors)
     assert (results.succeeded, results.failed) == (8, 0), results.errors
@@ -271,8 +263,8 @@ async def test_losing_a_machine_mid_batch_loses_nothing_recorded(
     tmp_path: Path,
 ) -> None:
     """The worker node's raylet and processes killed mid-batch, two calls in flight on it:
-    its actor comes back on the head node, its nodes go again (same keys), the batch
-    completes, nothing is recorded twice."""
+    its actor comes back on the head node (both actors run there after), its nodes go again
+    (same keys), the batch completes, nothing is recorded twice."""
     held = Held()
     openai_server.handler = held
     orch = oc.Orchestra(
@@ -287,6 +279,13 @@ async def test_losing_a_machine_mid_batch_loses_nothing_recorded(
     try:
         results, at_loss, requests = await _batch_through_a_loss(
             orch, ray_backend, held, lose_the_worker
+        )
+        assert ray_backend.pool is not None
+        head = {cluster.head_node}
+        await _hosts_once(
+            ray_backend.pool,
+            lambda hosts: {h.node_id for h in hosts} == head,
+            "both actors on the head node",
         )
     finally:
         cluster.start_worker()
