@@ -356,7 +356,7 @@ def main() -> None:
     if "memory_vs_langgraph" in figures:
         line += (
             f" vs LangGraph {figures['langgraph_peak_mb']:.0f} MB = "
-            f"{figures['memory_vs_langgraph']:.2f}x; µs/node orchestra "
+            f"{figures['memory_vs_langgraph']:.3f}x; µs/node orchestra "
             f"{figures['orchestra_us_per_node']:.0f}, "
             f"LangGraph {figures['langgraph_us_per_node']:.0f}"
         )
