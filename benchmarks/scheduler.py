@@ -23,7 +23,7 @@ import anyio
 
 import orchestra as oc
 from orchestra.execution.state import DagState
-from orchestra.models.client import load_litellm
+from orchestra.models.loader import load_litellm
 from orchestra.testing import FakeModel, FakeReply, fake_constellation
 
 

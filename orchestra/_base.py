@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import difflib
+import functools
+import inspect
+import itertools
 import re
-from collections.abc import Collection, Mapping, Sequence
+import textwrap
+from collections.abc import Callable, Collection, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Annotated, Any, ClassVar, cast
 
@@ -79,10 +84,57 @@ def _own_error(exc: ValidationError) -> OrchestraError | None:
     return None
 
 
+@functools.cache
+def _field_docstrings(cls: type[Any]) -> dict[str, str]:
+    """The docstrings under a class's annotated fields, from its source (none without one)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):  # defined where no source is kept (a REPL, a frozen app)
+        return {}
+    body = tree.body[0].body if isinstance(tree.body[0], ast.ClassDef) else []
+    docs: dict[str, str] = {}
+    for node, after in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = inspect.cleandoc(after.value.value)
+    return docs
+
+
+def described(summary: str) -> Callable[[dict[str, Any], type[Any]], None]:
+    """A `json_schema_extra` giving a model's schema `summary` as its description and each
+    property its field's docstring.
+
+    pydantic's `use_attribute_docstrings` does this too, but it reads the source when the class
+    is created, on every `import orchestra`; this reads it when a schema is first asked for.
+
+    Example:
+        >>> from orchestra.plan import Task
+        >>> Task.model_json_schema()["properties"]["agent"]["description"]
+        'Name of the agent that performs the task.'
+    """
+
+    def extra(schema: dict[str, Any], cls: type[Any]) -> None:
+        schema["description"] = summary
+        docs = _field_docstrings(cls)
+        properties: dict[str, dict[str, Any]] = schema.get("properties", {})
+        for name, field in properties.items():
+            if name in docs:
+                field["description"] = docs[name]
+
+    return extra
+
+
 class Frozen(BaseModel):
     """Immutable, strict-keyed pydantic model whose validation errors are orchestra errors."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    # `import orchestra` stays fast: validators are built on a model's first use; field
+    # docstrings reach a schema only where a model reads it (`described`, on Plan and Task).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
     error_type: ClassVar[type[OrchestraError]] = ConfigError
 
     def __init__(self, **data: Any) -> None:

@@ -30,9 +30,7 @@ class Agent(Frozen):
         'lookup'
     """
 
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", arbitrary_types_allowed=True, use_attribute_docstrings=True
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     if TYPE_CHECKING:
         # What callers may pass: tools as plain functions (stored as `Tool`s), any sequences.

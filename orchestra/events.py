@@ -50,7 +50,7 @@ def _now() -> datetime:
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     run_id: str
     at: datetime = Field(default_factory=_now)
@@ -299,5 +299,5 @@ Event = Annotated[
     | ConcurrencyRestored,
     Field(discriminator="kind"),
 ]
-EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
+EVENTS: TypeAdapter[Event] = TypeAdapter(Event, config=ConfigDict(defer_build=True))
 EventSink = Callable[[Event], None]

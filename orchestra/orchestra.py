@@ -17,12 +17,14 @@ import anyio
 
 from orchestra._sync import run_sync
 from orchestra.agents import Agent
+from orchestra.config import Config, read_config
 from orchestra.errors import (
     BudgetExceeded,
     ConfigError,
     JournalError,
     NodeFailed,
     OrchestraError,
+    PlanError,
 )
 from orchestra.events import (
     PLAN_TASK,
@@ -56,6 +58,7 @@ from orchestra.models.budget import Account, Budget, BudgetRefused
 from orchestra.models.calls import CallSite, ModelCalls
 from orchestra.models.client import ModelClient
 from orchestra.models.constellation import Constellation
+from orchestra.models.loader import litellm_ready, warm_litellm
 from orchestra.models.resilience import Resilience
 from orchestra.models.spec import ModelSpec
 from orchestra.observe.stream import EventStream
@@ -68,11 +71,20 @@ from orchestra.validation import run_id_or_new, validate_plan
 
 __all__ = ["DEFAULT_AGENT", "Orchestra"]
 
-DEFAULT_AGENT = Agent(
+# Constructed without validation (the values are known good): validating here would build
+# Agent's validator, and load pydantic's plugins, on every `import orchestra`.
+DEFAULT_AGENT = Agent.model_construct(
     name="assistant",
     description="general-purpose agent: researches, analyses, writes, answers any sub-task",
 )
 """The agent an Orchestra gets when it is given none."""
+
+
+def _require_task(task: str) -> str:
+    """The task, unless it is blank: the boss is not paid to plan nothing."""
+    if not task.strip():
+        raise PlanError("the task is empty; say what the boss should plan")
+    return task
 
 
 def _now() -> datetime:
@@ -215,6 +227,9 @@ class Orchestra:
         self.cache: Cache | None = _cache(cache)
         """The response cache's settings (None: no cache)."""
         self._sinks: list[EventSink] = [on_event] if on_event is not None else []
+        # litellm takes seconds to import: start now, off the critical path; runs wait for it
+        # before their clock starts, so no node, run or max_seconds ever pays for it.
+        warm_litellm()
         # Breakers, admission queues and learned token counts and durations outlive runs: a
         # provider that failed or rate limited the last run is still suspect.
         self.breakers = CircuitBreakers()
@@ -273,9 +288,13 @@ class Orchestra:
 
         Raises:
             ConfigError: the Orchestra has no boss.
-            PlanError: the boss gave no valid plan (`.attempts` holds its answers).
+            PlanError: the task is empty, or the boss gave no valid plan (`.attempts` holds
+                its answers).
             ModelError: the boss model failed.
         """
+        planner = self._planner()
+        _require_task(task)
+        await litellm_ready()
         site = CallSite(
             run_id=f"plan-{uuid.uuid4().hex[:8]}",
             task_id=PLAN_TASK,
@@ -284,7 +303,7 @@ class Orchestra:
             account=Account("planning", self.budget),
             emit=self._emit,
         )
-        plan, _ = await self._planner().plan(task, site=site, inputs=list(inputs or {}))
+        plan, _ = await planner.plan(task, site=site, inputs=list(inputs or {}))
         return plan
 
     def plan_sync(self, task: str, *, inputs: Mapping[str, Any] | None = None) -> Plan:
@@ -295,13 +314,42 @@ class Orchestra:
     def from_file(
         cls, path: str | os.PathLike[str], *, on_event: EventSink | None = None
     ) -> Orchestra:
-        """An Orchestra configured by a TOML file (models, agents, boss, budget).
+        """An Orchestra configured by a TOML file (models, agents, boss, budget, router).
 
         See `orchestra.config` for the file's shape.
-        """
-        from orchestra.config import load_orchestra
 
-        return load_orchestra(path, on_event=on_event)
+        Raises:
+            ConfigError: missing file, bad TOML, unknown keys, or invalid models, agents,
+                budget or router; the message names the file and the field.
+        """
+        return cls.from_config(read_config(path), on_event=on_event)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        on_event: EventSink | None = None,
+        budget: Budget | None = None,
+        router: Mapping[str, Any] | None = None,
+    ) -> Orchestra:
+        """The Orchestra a read `orchestra.toml` describes; `budget` and `router` (a `[router]`
+        table) replace the file's.
+
+        Raises:
+            ConfigError: an invalid router, or agents and boss that do not fit the models.
+        """
+        policy = config.policy(router)
+        with config.named():
+            return cls(
+                models=config.models,
+                agents=config.agents,
+                boss=config.boss,
+                router=policy,
+                budget=budget or config.budget,
+                max_parallel=config.max_parallel,
+                on_event=on_event,
+            )
 
     async def run(
         self,
@@ -319,7 +367,8 @@ class Orchestra:
             PlanError, ModelError, NodeFailed, BudgetExceeded: see `execute` and `plan`.
         """
         run_id = run_id_or_new(run_id)
-        planned = Planned(task, self._planner())
+        planned = Planned(_require_task(task), self._planner())
+        await litellm_ready()
         context = self._context(run_id, budget, _now(), inputs or {}, planned)
         return await self._recorded(context, self._planned_run)
 
@@ -476,10 +525,11 @@ class Orchestra:
             BudgetExceeded: a budget limit stopped the run; `.result` likewise.
         """
         run_id = run_id_or_new(run_id)
-        started = _now()
         validate_plan(
             plan, agents=self.agents.keys(), models=self.models.names, inputs=(inputs or {}).keys()
         )
+        await litellm_ready()
+        started = _now()
         context = self._context(run_id, budget, started, inputs or {})
 
         async def body(context: RunContext) -> RunResult:
@@ -675,6 +725,7 @@ class Orchestra:
             NodeFailed, BudgetExceeded: as for `execute`.
         """
         journal = self._require_journal()
+        await litellm_ready()
         recorder, stored = RunRecorder.resume(journal=journal, cache=self.cache, run_id=run_id)
         try:
             if stored.plan is None and stored.task is None:

@@ -12,13 +12,14 @@ in `after`) or by the run's input `name`; in a map task, `{item}` is the item. O
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, cast
 
-from pydantic import AfterValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from orchestra._base import Frozen, Names, describe_validation_error
+from orchestra._base import Frozen, Names, describe_validation_error, described
 from orchestra.errors import OrchestraError, PlanError
 from orchestra.models.budget import Budget
 
@@ -43,6 +44,21 @@ def placeholders(template: str) -> list[str]:
         if match.group(1):
             names.setdefault(match.group(1), None)
     return list(names)
+
+
+def as_text(output: Any) -> str:
+    """An output as it enters a dependent's prompt: strings as they are, models and other
+    values as JSON.
+
+    Example:
+        >>> as_text({"price": 2.5})
+        '{"price": 2.5}'
+    """
+    if isinstance(output, str):
+        return output
+    if isinstance(output, BaseModel):
+        return output.model_dump_json()
+    return json.dumps(output, default=str)
 
 
 def render_prompt(template: str, values: Mapping[str, str]) -> str:
@@ -133,8 +149,7 @@ class Task(Frozen):
     model_config = ConfigDict(
         frozen=True,
         extra="forbid",
-        use_attribute_docstrings=True,
-        json_schema_extra={"description": "One call of an agent: a node of the plan."},
+        json_schema_extra=described("One call of an agent: a node of the plan."),
     )
     error_type: ClassVar[type[OrchestraError]] = PlanError
 
@@ -187,8 +202,7 @@ class Plan(Frozen):
     model_config = ConfigDict(
         frozen=True,
         extra="forbid",
-        use_attribute_docstrings=True,
-        json_schema_extra={"description": "A DAG of tasks; independent tasks run in parallel."},
+        json_schema_extra=described("A DAG of tasks; independent tasks run in parallel."),
     )
     error_type: ClassVar[type[OrchestraError]] = PlanError
 

@@ -30,7 +30,7 @@ class Usage(BaseModel):
         2000
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     input_tokens: int = 0
     """Prompt tokens, as the provider reported them."""
@@ -91,7 +91,7 @@ class Usage(BaseModel):
 class Attempt(BaseModel):
     """One model call made for a node: which model, when, and how it ended."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     model: str
     """Spec name of the model called."""
@@ -110,7 +110,7 @@ class NodeResult(BaseModel):
     A node that failed has `error` set and `output` None; its attempts say what was tried.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     task_id: str
     agent: str
@@ -149,7 +149,7 @@ RunStatus = Literal["succeeded", "failed", "budget_exceeded"]
 class RunResult(BaseModel):
     """The result of a run: the final output, the plan that ran, every node, and the usage."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     run_id: str
     status: RunStatus

@@ -300,9 +300,11 @@ async def test_deadline_leaves_no_stray_tasks(fake: FakeModel, orch: oc.Orchestr
     """At the deadline every in-flight call is cancelled before execute() returns."""
     import anyio
 
+    started: list[str] = []
     settled: list[str] = []
 
     async def hang(request: FakeRequest) -> str:
+        started.append(request.task_id or "")
         try:
             await anyio.sleep(10)
         except anyio.get_cancelled_exc_class():
@@ -314,4 +316,6 @@ async def test_deadline_leaves_no_stray_tasks(fake: FakeModel, orch: oc.Orchestr
     plan = oc.Plan(tasks=[oc.Task(id=f"h{i}", agent="researcher", prompt="x") for i in range(3)])
     with pytest.raises(oc.BudgetExceeded):
         await orch.execute(plan, budget=oc.Budget(max_seconds=0.05))
-    assert sorted(settled) == ["h0", "h1", "h2"]
+    # How many calls start within 0.05 s depends on the machine's load; each one that did must
+    # have been cancelled, none left running.
+    assert sorted(settled) == sorted(started)

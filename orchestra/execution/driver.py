@@ -41,7 +41,7 @@ from orchestra.planning.boss import Planner
 from orchestra.planning.replan import LoopGuard, restated, survivors
 from orchestra.results import NodeResult, RunResult, Usage
 
-__all__ = ["Planned", "RunContext", "RunDriver", "RunJournal", "usage_of"]
+__all__ = ["Planned", "RunContext", "RunDriver", "RunJournal", "final_output", "usage_of"]
 
 
 def _now() -> datetime:
@@ -126,6 +126,15 @@ class RunContext:
             cache=recorder.cache if recorder is not None and recorder.caches("plan") else None,
             emit=emit,
         )
+
+
+def final_output(plan: Plan, nodes: Mapping[str, NodeResult]) -> Any:
+    """The run's answer: the output of `plan.output`, else of its one sink, else its sinks'
+    outputs under `## <task id>` headings."""
+    ids = plan.answer_ids()
+    if len(ids) == 1:
+        return nodes[ids[0]].output
+    return "\n\n".join(f"## {i}\n\n{as_text(nodes[i].output)}" for i in ids)
 
 
 @dataclass
@@ -345,13 +354,7 @@ class RunDriver:
             status = "succeeded"  # a limit reached by the very last calls stopped nothing
         else:
             status = "budget_exceeded"
-        output: Any = None
-        if complete and plan is not None:
-            ids = plan.answer_ids()
-            if len(ids) == 1:
-                output = schedule.nodes[ids[0]].output
-            else:
-                output = "\n\n".join(f"## {i}\n\n{as_text(schedule.nodes[i].output)}" for i in ids)
+        output = final_output(plan, schedule.nodes) if complete and plan is not None else None
         return RunResult(
             run_id=run_id,
             status=status,

@@ -8,14 +8,12 @@ the model; if it asks for tools, run them (concurrently) and call again, at most
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import anyio
-from pydantic import BaseModel
 
 from orchestra.agents import Agent
 from orchestra.checks import Answer, AskModel, CheckContext, latest_answer, shorten
@@ -30,7 +28,7 @@ from orchestra.models.client import Completion, ToolCall
 from orchestra.models.constellation import Constellation
 from orchestra.models.spec import ModelSpec
 from orchestra.models.tokens import estimate_tokens
-from orchestra.plan import Task, render_prompt
+from orchestra.plan import Task, as_text, render_prompt
 from orchestra.results import Attempt, NodeResult, Usage
 from orchestra.routing.base import RouteDecision, RouteRequest, RoutingPolicy, decide
 from orchestra.routing.estimate import price
@@ -41,15 +39,6 @@ __all__ = ["NodeRunner", "as_text"]
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def as_text(output: Any) -> str:
-    """An output as it enters a dependent's prompt."""
-    if isinstance(output, str):
-        return output
-    if isinstance(output, BaseModel):
-        return output.model_dump_json()
-    return json.dumps(output, default=str)
 
 
 # At most this many rounds of models per node, whatever the routing policy asks.

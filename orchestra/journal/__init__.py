@@ -1,5 +1,6 @@
-"""Durable runs: the SQLite journal, resume after a crash, graceful stop, the response cache.
-Not here: the scheduling itself (`orchestra.execution`) and rendering of runs (`orchestra.observe`).
+"""Durable runs: the SQLite journal, resume after a crash, the response cache (storage only).
+Not here: the scheduling itself (`orchestra.execution`), rendering of runs (`orchestra.observe`),
+the `runs` and `resume` commands (`orchestra.cli`).
 
 See docs/durability.md for the guarantee. The writer (`orchestra.journal.recorder`) is wired in
 by `Orchestra`; this package's front door holds what users touch.

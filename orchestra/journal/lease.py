@@ -10,7 +10,7 @@ processes racing for one run are serialised by SQLite: exactly one wins.
 from __future__ import annotations
 
 import os
-import socket
+import platform
 import sqlite3
 import sys
 import time
@@ -24,7 +24,8 @@ LEASE_SECONDS = 60.0
 """How long a lease outlives its holder's last renewal (what another host waits for)."""
 HEARTBEAT_SECONDS = 15.0
 """How often a running session renews its lease."""
-HOST = socket.gethostname()
+# platform.node() is the host name too, without importing socket on every `import orchestra`.
+HOST = platform.node()
 # Owner tokens of the leases this process holds now: a lease naming this pid but no token
 # here was left by a session of this process that could not release it.
 _HELD: set[str] = set()

@@ -21,7 +21,7 @@ NodeStatus = Literal["started", "succeeded", "failed", "cancelled"]
 class RunRecord(BaseModel):
     """A recorded run, as `Orchestra.runs()` and `orchestra runs` list it."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     run_id: str
     status: RunStatus
@@ -48,7 +48,7 @@ class RunRecord(BaseModel):
 class NodeRecord(BaseModel):
     """One dispatch of a node: its attempt number, idempotency key and how it ended."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     task_id: str
     attempt: int

@@ -1,4 +1,4 @@
-"""The model client: the only module that imports litellm, lazily, on the first call.
+"""The model client: every model call reaches litellm here.
 
 litellm's own retries are switched off (`max_retries=0, num_retries=0`): otherwise it retries
 behind our back and a request can be sent 2N+1 times. Its errors become `ModelError`s that keep
@@ -8,7 +8,6 @@ with neither content nor tool calls, is an error, not an empty answer.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -22,6 +21,7 @@ from orchestra._untrusted import valid_text
 from orchestra.errors import ModelError
 from orchestra.models.failures import model_error, scrub
 from orchestra.models.guard import remember
+from orchestra.models.loader import load_litellm
 from orchestra.models.resilience import within
 from orchestra.models.spec import ModelSpec
 from orchestra.models.tokens import estimate_tokens
@@ -33,30 +33,9 @@ __all__ = [
     "ToolCall",
     "UsageInvalid",
     "idempotency_headers",
-    "load_litellm",
     "model_error",
     "scrub",
 ]
-
-# litellm ships no usable type information for its module attributes: treat it as Any.
-_litellm: Any = None
-
-
-def load_litellm() -> Any:
-    """Import litellm once, with its network look-ups at import switched off."""
-    global _litellm
-    if _litellm is None:
-        # Without this litellm fetches its cost map over the network at import; orchestra
-        # prices calls from the specs, so the bundled map is all it needs.
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm
-
-        from orchestra.models import guard
-
-        litellm.suppress_debug_info = True
-        guard.install(litellm)
-        _litellm = litellm
-    return _litellm
 
 
 def _quiet_switch(litellm: Any) -> ContextVar[bool] | None:

@@ -17,11 +17,8 @@ the exception itself is not chained to the `ModelError` (it holds the request, k
 
 from __future__ import annotations
 
-import email.utils
 import os
 import re
-import socket
-import ssl
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any, cast
@@ -30,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from orchestra._base import SECRET_NAME, USERINFO
 from orchestra._untrusted import valid_text
 from orchestra.errors import ModelError
+from orchestra.models.loader import load_litellm
 from orchestra.models.spec import ModelSpec
 
 __all__ = ["ResponseTooLarge", "model_error", "public_url", "scrub"]
@@ -108,6 +106,8 @@ def _retry_after(exc: BaseException) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
+    import email.utils  # an HTTP date is rare: spare every `import orchestra` the email package
+
     try:
         when = email.utils.parsedate_to_datetime(str(value))
     except (TypeError, ValueError):
@@ -146,6 +146,11 @@ def _names(exc: BaseException) -> set[str]:
 
 def _unreachable(links: list[BaseException]) -> tuple[str, bool] | None:
     """Why no answer came, if the request never reached the provider: (reason, transient)."""
+    # Imported here, not at `import orchestra` (they cost it ~10%): an HTTP client that could
+    # raise their errors has imported them already.
+    import socket
+    import ssl
+
     for link in reversed(links):  # the root cause first
         if isinstance(link, ssl.SSLError):
             return (
@@ -199,8 +204,6 @@ def model_error(spec: ModelSpec, exc: BaseException) -> ModelError:
     Raise it outside the `except` that caught `exc` (or `from None` is not enough: the
     context is kept), so litellm's exception, which holds the request, is not chained.
     """
-    from orchestra.models.client import load_litellm
-
     litellm = load_litellm()
     links = _chain(exc)
     where = f"model {spec.name!r} ({spec.model})"

@@ -68,6 +68,7 @@ def remember(spec: ModelSpec) -> None:
 
 def install(litellm: Any) -> None:
     """Bound litellm's HTTP responses and redact the request loggers (once per process)."""
+    # httpx comes with litellm, not with `import orchestra`.
     from orchestra.models.transport import bound_transports
 
     del litellm  # loaded by the caller; the seams live in its submodules

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING
 
 import anyio
 from pydantic import Field
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from orchestra._base import Frozen
 from orchestra.errors import ModelError
@@ -220,6 +219,10 @@ class Resilience:
         ) from last
 
     async def _retrying(self, call: _Call, spec: ModelSpec, last_resort: bool) -> Completion:
+        # Imported here: tenacity (and the concurrent.futures and logging it pulls in) would
+        # otherwise weigh on every `import orchestra`.
+        from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
         policy, context = spec.retry, call.context
 
         def backoff(exc: ModelError, attempt: int) -> float:

@@ -143,9 +143,9 @@ class ModelSpec(Frozen):
     fallbacks: Names = ()
     """Names of other specs to try, in order, once this model's retries are spent (or at once
     for errors a retry cannot fix)."""
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
     """How failed calls to this model are retried (transient errors only)."""
-    breaker: BreakerPolicy = BreakerPolicy()
+    breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)
     """When this model's circuit opens (calls skip it) and when it is probed again."""
     hedge: HedgePolicy | None = None
     """Hedge slow calls to this model with a second one (None: never)."""

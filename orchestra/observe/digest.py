@@ -14,7 +14,7 @@ without delaying the run.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from orchestra.events import Event, ModelCalled, NodeRouted
 from orchestra.observe.charts import NO_MODEL, Bar
 from orchestra.observe.tracker import BOSS_TASK, ModelTrack, RunTrack
+from orchestra.plan import as_text, placeholders, render_prompt
 from orchestra.priority import critical_path_priorities, slack
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class NodeDigest:
     attempts: tuple[Attempt, ...] = ()
     error: str | None = None
     prompt: str | None = None
+    """The prompt as sent (its template when a placeholder's value is not known)."""
     output: str | None = None
     slack: float | None = None
     critical: bool = False
@@ -81,6 +83,9 @@ class RunDigest:
     nodes: list[NodeDigest]
     by_model: dict[str, tuple[int, int, int, float]]
     """calls, input tokens, output tokens, cost per model."""
+    calls: int = 0
+    """Every model call, the failed ones and the boss's included."""
+    failed_calls: int = 0
     bars: list[Bar] = field(default_factory=list[Bar])
     models: list[str] = field(default_factory=list[str])
     decisions: list[Decision] = field(default_factory=list[Decision])
@@ -145,8 +150,11 @@ class _Clock:
         return None if when is None else self.at(when)
 
 
-def digest(events: Sequence[Event], result: RunResult | None) -> RunDigest:
-    """Fold a run's events and/or result into its digest (one of them may be empty)."""
+def digest(
+    events: Sequence[Event], result: RunResult | None, inputs: Mapping[str, str] | None = None
+) -> RunDigest:
+    """Fold a run's events and/or result into its digest (one of them may be empty); with the
+    run's `inputs`, prompts are shown as they were sent."""
     track = RunTrack()
     for event in events:
         track.apply(event)
@@ -195,6 +203,7 @@ def digest(events: Sequence[Event], result: RunResult | None) -> RunDigest:
             node.calls = max(node.calls, len(done.attempts))
             node.output = display_text(done.output) if done.ok else None
         nodes.append(node)
+    _fill_prompts(nodes, result, inputs or {})
 
     if result is not None:
         by_model = {
@@ -225,10 +234,30 @@ def digest(events: Sequence[Event], result: RunResult | None) -> RunDigest:
         stopped=track.stopped,
         admission=track.models,
     )
+    if events:
+        run.calls = len(track.calls)
+        run.failed_calls = sum(call.error is not None for call in track.calls)
+    else:  # the usage counts answered calls; the attempts add the failed ones
+        failed = [a for n in nodes for a in n.attempts if a.error is not None]
+        run.calls = sum(calls for calls, _, _, _ in by_model.values()) + len(failed)
+        run.failed_calls = len(failed)
     _mark_critical(run)
     _timeline(run, track, clock)
     _decisions(run, track, clock, events_known=bool(events))
     return run
+
+
+def _fill_prompts(
+    nodes: list[NodeDigest], result: RunResult | None, inputs: Mapping[str, str]
+) -> None:
+    """Each template filled with its dependencies' outputs and the run's inputs, as the runner
+    sent it, when every value is known."""
+    values = dict(inputs)
+    if result is not None:
+        values.update({t: as_text(n.output) for t, n in result.nodes.items() if n.ok})
+    for node in nodes:
+        if node.prompt is not None and all(p in values for p in placeholders(node.prompt)):
+            node.prompt = render_prompt(node.prompt, values)
 
 
 def _mark_critical(run: RunDigest) -> None:

@@ -156,10 +156,25 @@ class LiveView:
         self.close()
 
     def close(self) -> None:
-        """Stop redrawing, leaving the last frame on screen."""
+        """Stop redrawing, leaving the last frame on screen. A run that did not finish (a
+        Ctrl-C, an error) is shown as stopped, not as still running."""
+        with self._lock:
+            unfinished = self.track.run_id is not None and not self.track.ended
+            if unfinished:
+                self.track.status = "stopped"
+                for node in [*self.track.nodes.values(), *filter(None, [self.track.boss])]:
+                    if not node.done:
+                        node.status = "not_run"
         live, self._live = self._live, None
         if live is not None:
-            live.stop()
+            live.stop()  # draws the final frame
+        elif unfinished and not self.in_place:
+            self.console.print(
+                f"run {self.track.run_id} stopped before it finished",
+                highlight=False,
+                markup=False,
+                emoji=False,
+            )
 
     def __call__(self, event: Event) -> None:
         """Take one event (the sink's entry point)."""
@@ -169,8 +184,8 @@ class LiveView:
             self.track.apply(event)
         if not self.in_place:
             line = self._line(event)
-            if line is not None:
-                self.console.print(line, highlight=False, markup=False, soft_wrap=True)
+            if line is not None:  # user text (tasks, errors) is printed as it is
+                self.console.print(line, highlight=False, markup=False, emoji=False, soft_wrap=True)
             return
         if self._live is None and not isinstance(event, RunFinished):
             self._live = Live(
@@ -211,16 +226,20 @@ class LiveView:
         )
         if track.task:
             title.append(f"  {_first_line(track.task, 90)}", style="italic")
-        table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold dim")
+        table = Table(
+            box=None, padding=(0, 1, 0, 0), show_edge=False, header_style="bold dim", expand=True
+        )
         for name, justify in _COLUMNS:
-            # The note gives way first on a narrow terminal, so the figures stay whole.
+            # The note takes the width left by the figures, which stay whole on one line; on a
+            # narrow terminal it wraps rather than being cut (`cheapest wi…` told nothing).
             note = name == "note"
             table.add_column(
                 name,
                 justify=justify,
-                no_wrap=True,
-                overflow="ellipsis",
-                max_width=max(12, width - 84) if note else None,
+                no_wrap=not note,
+                overflow="fold" if note else "ellipsis",
+                ratio=1 if note else None,
+                min_width=20 if note else None,
             )
         if track.boss is not None:
             table.add_row(*self._row(track.boss, "", now))
@@ -262,10 +281,13 @@ class LiveView:
     def _footer(self, now: datetime) -> RenderableType:
         track, budget = self.track, self.budget
         done, total = track.done_count, max(track.total, 1)
+        # While the boss still writes the plan, the nodes known so far are not all of them: the
+        # bar pulses instead of filling up.
+        planning = track.boss is not None and not track.boss.done and not track.ended
         progress = Table.grid(padding=(0, 1))
         progress.add_row(
-            ProgressBar(total=total, completed=done, width=40),
-            Text(f"{done}/{track.total} nodes"),
+            ProgressBar(total=None if planning else total, completed=done, width=40),
+            Text(f"{done}/{track.total}{'+ nodes, planning' if planning else ' nodes'}"),
             Text(f"{track.seconds(now):.1f}s", style="dim"),
         )
         spend = Text("cost ")
@@ -371,6 +393,6 @@ def _generic_line(event: Event) -> str:
 def _status_style(status: str) -> str:
     if status == "succeeded":
         return "bold green"
-    if status in ("failed", "budget_exceeded"):
+    if status in ("failed", "budget_exceeded", "stopped"):
         return "bold red"
     return "bold cyan"

@@ -1,4 +1,4 @@
-"""OpenTelemetry: a sink that turns a run's events into spans (extra `orchestra[otel]`).
+"""OpenTelemetry: a sink that turns a run's events into spans (extra `orchestra-dag[otel]`).
 
 Spans follow the OpenTelemetry GenAI semantic conventions:
 
@@ -70,7 +70,7 @@ def _load() -> Any:
         from opentelemetry import trace
     except ImportError as exc:  # pragma: no cover - depends on what is installed
         raise ImportError(
-            "OpenTelemetrySink needs OpenTelemetry: pip install 'orchestra[otel]'"
+            "OpenTelemetrySink needs OpenTelemetry: pip install 'orchestra-dag[otel]'"
         ) from exc
     return trace
 
@@ -103,7 +103,7 @@ class OpenTelemetrySink:
         capture_content: also record prompt and output content (off by default).
 
     Raises:
-        ImportError: OpenTelemetry is not installed (`pip install 'orchestra[otel]'`).
+        ImportError: OpenTelemetry is not installed (`pip install 'orchestra-dag[otel]'`).
     """
 
     def __init__(

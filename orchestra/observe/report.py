@@ -15,7 +15,7 @@ cannot run script and the page opens offline. Model specs (which hold API keys) 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from html import escape
 from importlib import resources
 from pathlib import Path
@@ -68,14 +68,13 @@ def _summary(run: RunDigest) -> str:
     work = sum(b.end - b.start for b in run.bars)  # every model call, the boss's included
     failed = sum(n.status == "failed" for n in run.nodes)
     not_run = sum(n.status == "not_run" for n in run.nodes)
-    calls = sum(c for c, _, _, _ in run.by_model.values())
     retries = sum(kind in RETRY_KINDS for _, kind, _, _ in run.notes)
     cards = [
         (_secs(run.seconds), "wall time"),
         (_usd(run.cost_usd), "cost"),
         (f"{run.input_tokens + run.output_tokens:,}", "tokens (in + out)"),
         (f"{len(ran)}/{len(run.nodes)}", f"nodes ran ({failed} failed, {not_run} not run)"),
-        (str(calls), f"model calls on {len(run.by_model)} model(s)"),
+        (str(run.calls), f"model calls ({run.failed_calls} failed) on {len(run.models)} model(s)"),
         (_secs(run.critical_seconds), "critical path"),
         (f"×{work / run.seconds:.1f}" if run.seconds > 0 else "—", "parallelism (work / wall)"),
         (str(retries), "retries, fallbacks, escalations"),
@@ -212,12 +211,18 @@ def _outputs(run: RunDigest) -> str:
     return html
 
 
-def build_report(events: Iterable[Event] = (), result: RunResult | None = None) -> str:
+def build_report(
+    events: Iterable[Event] = (),
+    result: RunResult | None = None,
+    *,
+    inputs: Mapping[str, str] | None = None,
+) -> str:
     """The report of one run as a self-contained HTML page.
 
     Args:
         events: the run's events in order (from `on_event`, `stream`, or `read_events`).
         result: the run's `RunResult` (or a partial one from `NodeFailed.result`).
+        inputs: the run's inputs, to show prompts as they were sent.
 
     Raises:
         ValueError: neither events nor a result were given.
@@ -225,7 +230,7 @@ def build_report(events: Iterable[Event] = (), result: RunResult | None = None) 
     events = list(events)
     if not events and result is None:
         raise ValueError("a report needs the run's events, its RunResult, or both")
-    run = digest(events, result)
+    run = digest(events, result, inputs)
     colors = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(run.models)}
     colors.setdefault(NO_MODEL, "#adb5bd")
     dag_nodes = [
@@ -263,9 +268,13 @@ def build_report(events: Iterable[Event] = (), result: RunResult | None = None) 
 
 
 def write_report(
-    path: str | os.PathLike[str], *, events: Iterable[Event] = (), result: RunResult | None = None
+    path: str | os.PathLike[str],
+    *,
+    events: Iterable[Event] = (),
+    result: RunResult | None = None,
+    inputs: Mapping[str, str] | None = None,
 ) -> Path:
     """Write the report of a run to `path` (see `build_report`); returns the path."""
     target = Path(path)
-    target.write_text(build_report(events, result), encoding="utf-8")
+    target.write_text(build_report(events, result, inputs=inputs), encoding="utf-8")
     return target

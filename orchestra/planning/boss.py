@@ -21,8 +21,9 @@ from orchestra.agents import Agent
 from orchestra.errors import PlanError
 from orchestra.events import PLAN_TASK, EventSink, PlanRejected
 from orchestra.models.calls import CallRequest, CallSite, ModelCalls
-from orchestra.models.client import Completion, load_litellm
+from orchestra.models.client import Completion
 from orchestra.models.constellation import Constellation
+from orchestra.models.loader import load_litellm
 from orchestra.models.spec import ModelSpec
 from orchestra.plan import Plan, Task, dependencies_first, placeholders
 from orchestra.planning.parse import parse_plan

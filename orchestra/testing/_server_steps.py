@@ -332,6 +332,8 @@ def completion(
         "created": created,
         "model": model,
         "choices": choices,
+        # As OpenAI and Groq send it; litellm's Groq client fails on an answer without it.
+        "service_tier": "default",
     }
     if usage is not None:
         body["usage"] = dict(usage)

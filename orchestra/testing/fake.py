@@ -18,7 +18,7 @@ from typing import Any
 
 import anyio
 
-from orchestra.models.client import load_litellm
+from orchestra.models.loader import load_litellm, when_litellm_loaded
 
 __all__ = ["FakeFailure", "FakeModel", "FakeReply", "FakeRequest", "FakeToolCall", "fakes_in"]
 
@@ -149,7 +149,8 @@ class FakeModel:
         self._used: dict[str, int] = {}
         self.id = f"f{next(_ids)}"
         _instances[self.id] = self
-        _register()
+        # Registered when litellm is imported: building a fake does not import it.
+        when_litellm_loaded(_register)
 
     def model(self, name: str) -> str:
         """The litellm model string that reaches this fake as model `name`."""
@@ -338,12 +339,11 @@ def _usage(messages: list[dict[str, Any]], reply: FakeReply) -> dict[str, int]:
 _registered = False
 
 
-def _register() -> None:
+def _register(litellm: Any) -> None:
     """Add the fake provider to litellm's custom providers (once per process)."""
     global _registered
     if _registered:
         return
-    litellm = load_litellm()
 
     def target(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[FakeModel, str, Any]:
         model = str(kwargs.get("model", args[0] if args else ""))

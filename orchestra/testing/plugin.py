@@ -1,11 +1,14 @@
 """orchestra's pytest plugin (registered as the `orchestra` entry point).
 
-On import — before any test module can import litellm — it switches litellm's network look-ups
-off (cost map, Hugging Face tokenizers). During every test it refuses connections to anything
-but loopback and fails the test that tried, unless the test is marked `allow_network`; and it
-points the default run journal (`$ORCHESTRA_JOURNAL`) at a fresh temporary file, so runs never
-litter the project and no test sees another's runs. Fixtures: `fake_models` (a fresh
-`FakeModel`), `openai_server` (a started `OpenAICompatibleServer`).
+Installing orchestra installs this plugin into every pytest run of the environment, so it does
+nothing to a test that did not ask for it. A test that uses `fake_models` or `openai_server`,
+or is marked `orchestra_offline`, or every test of a project whose pytest configuration sets
+`orchestra_offline = true`, is *offline*: its connections to anything but loopback (and its
+host-name look-ups) are refused, and the test that tried fails, unless it is marked
+`allow_network`. With `orchestra_offline = true`, litellm's network look-ups at import (cost
+map, Hugging Face tokenizers) are switched off too. Every test's default run journal
+(`$ORCHESTRA_JOURNAL`) is a fresh temporary file, so runs never litter the project and no test
+sees another's runs. `-p no:orchestra` turns the plugin off altogether.
 """
 
 from __future__ import annotations
@@ -23,19 +26,38 @@ from orchestra.journal.store import JOURNAL_ENV
 from orchestra.testing.fake import FakeModel
 from orchestra.testing.server import OpenAICompatibleServer
 
-for _name, _value in {
+OFFLINE_OPTION = "orchestra_offline"
+_OFFLINE_FIXTURES = frozenset({"fake_models", "openai_server"})
+# Set before any test module imports litellm, which reads them at import.
+_OFFLINE_ENV = {
     "LITELLM_OFFLINE_MODE": "true",
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     "HF_HUB_OFFLINE": "1",
-}.items():
-    os.environ.setdefault(_name, _value)
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The `orchestra_offline` ini option (off unless a project turns it on)."""
+    parser.addini(
+        OFFLINE_OPTION,
+        type="bool",
+        default=False,
+        help="orchestra: every test stays offline (mark one allow_network to let it out)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the plugin's marker, and ignore litellm's warning about a cancelled call."""
+    """Register the plugin's markers, keep litellm offline in an offline project, and ignore
+    litellm's warning about a cancelled call."""
     config.addinivalue_line(
         "markers", "allow_network: the test may open connections beyond loopback"
     )
+    config.addinivalue_line(
+        "markers", f"{OFFLINE_OPTION}: orchestra refuses the test's non-loopback connections"
+    )
+    if config.getini(OFFLINE_OPTION):
+        for name, value in _OFFLINE_ENV.items():
+            os.environ.setdefault(name, value)
     # litellm creates each call's coroutine in a worker thread and awaits it afterwards; a call
     # cancelled in between (a deadline, a lost hedge, a stop) leaves that coroutine un-awaited,
     # and Python warns when it is collected. Harmless, not the test's doing, and timing-bound:
@@ -75,12 +97,23 @@ class _Guard:
         )
 
 
+def _offline(request: pytest.FixtureRequest) -> bool:
+    """Whether the test asked to stay offline (see the module docstring)."""
+    if request.node.get_closest_marker("allow_network") is not None:
+        return False
+    return bool(
+        request.config.getini(OFFLINE_OPTION)
+        or request.node.get_closest_marker(OFFLINE_OPTION) is not None
+        or _OFFLINE_FIXTURES & set(request.fixturenames)
+    )
+
+
 @pytest.fixture(autouse=True)
 def _orchestra_network_guard(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
-    """Refuse non-loopback connections, and fail the test that tried one."""
-    if request.node.get_closest_marker("allow_network") is not None:
+    """In an offline test, refuse non-loopback connections and fail the test that tried one."""
+    if not _offline(request):
         yield
         return
     guard = _Guard()

@@ -76,9 +76,9 @@ class _HTTPServer(ThreadingHTTPServer):
     # The default backlog of 5 drops connections when a hundred clients connect at once.
     request_queue_size = 512
 
-    def __init__(self, state: State) -> None:
+    def __init__(self, state: State, port: int = 0) -> None:
         self.state = state
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind looks up the host's FQDN, which can take seconds where DNS is
@@ -331,14 +331,18 @@ class OpenAICompatibleServer:
     Args:
         api_key: If set, requests without `Authorization: Bearer <api_key>` get a 401.
         default: The step, or a function choosing the step, for requests with no script left.
+        port: The port to bind on 127.0.0.1 (0, the default: any free one).
     """
 
     def __init__(
         self,
         api_key: str | None = None,
         default: Step | StepSource = Reply("ok"),  # noqa: B008 -- steps are frozen
+        *,
+        port: int = 0,
     ) -> None:
         self._state = State(api_key, default)
+        self._port = port
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -350,7 +354,7 @@ class OpenAICompatibleServer:
         self.stop()
 
     def start(self) -> None:
-        """Bind an ephemeral port on 127.0.0.1 and serve from a daemon thread.
+        """Bind the port (any free one by default) on 127.0.0.1 and serve from a daemon thread.
 
         Raises:
             RuntimeError: If the server is already running.
@@ -358,7 +362,7 @@ class OpenAICompatibleServer:
         if self._httpd is not None:
             raise RuntimeError("the server is already running")
         self._state.stopping.clear()
-        httpd = _HTTPServer(self._state)
+        httpd = _HTTPServer(self._state, self._port)
         # A short poll interval keeps stop() fast: shutdown() waits for the next poll.
         self._thread = threading.Thread(
             target=httpd.serve_forever,
@@ -466,3 +470,9 @@ class OpenAICompatibleServer:
             state.counter = 0
             # Requests still in flight keep counting from where they are.
             state.peaks = {key: count for key, count in state.in_flight.items() if count}
+
+
+if __name__ == "__main__":  # python -m orchestra.testing.server --script answers.json
+    from orchestra.testing._server_script import main
+
+    sys.exit(main())

@@ -50,7 +50,7 @@ def main() -> int:
     if "--wait" in sys.argv:
         # Pay for litellm's import first, then wait for the test's go-ahead on stdin, so a
         # test can start the next process while the previous one still runs.
-        from orchestra.models.client import load_litellm
+        from orchestra.models.loader import load_litellm
 
         load_litellm()
         print("READY", flush=True)

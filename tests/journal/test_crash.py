@@ -303,11 +303,11 @@ def test_sigint_stops_gracefully_and_resume_finishes(
     _wait(lambda: sum(calls[f"w{i}"] for i in range(fast, fast + slow)) == slow, run, "slow")
     signalled = time.monotonic()
     run.send_signal(signal.SIGINT)
-    out, err = run.communicate(timeout=30)
+    _, err = run.communicate(timeout=30)
     assert time.monotonic() - signalled < 10, "the stop waited for the calls in flight"
     assert run.returncode == 130, err
-    run_id = re.findall(r"orchestra resume (\w+)", out)[-1]
-    assert f"{slow} call(s) in flight were cancelled" in out
+    run_id = re.findall(r"orchestra resume (\w+)", err)[-1]
+    assert f"{slow} call(s) in flight were cancelled" in err
     statuses = {n.task_id: n.status for n in Journal(journal).nodes(run_id)}
     assert statuses == {
         **{f"w{i}": "succeeded" for i in range(fast)},

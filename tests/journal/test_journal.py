@@ -199,7 +199,7 @@ def test_cli_lists_shows_and_resumes_runs(
     assert main(["resume", run_id, "--time-scale", "0"]) == 0
     assert "6 of 6 nodes recorded" in capsys.readouterr().out
     assert main(["resume", "nope"]) == 2
-    assert "holds no run 'nope'" in capsys.readouterr().out
+    assert "holds no run 'nope'" in capsys.readouterr().err
 
 
 def test_cli_says_when_there_is_nothing_to_list(
@@ -210,7 +210,7 @@ def test_cli_says_when_there_is_nothing_to_list(
     assert "no runs recorded" in capsys.readouterr().out
     monkeypatch.setenv(JOURNAL_ENV, "off")
     assert main(["runs"]) == 2
-    assert "--journal PATH" in capsys.readouterr().out
+    assert "--journal PATH" in capsys.readouterr().err
 
 
 def test_a_lease_is_live_while_its_holder_is() -> None:

@@ -14,8 +14,8 @@ import anyio
 import pytest
 
 import orchestra as oc
+from orchestra.cli.signals import RunInterrupted, stop_on_signal
 from orchestra.events import NodeFinished
-from orchestra.journal.commands import RunInterrupted, stop_on_signal
 from orchestra.testing import FakeFailure, FakeModel, FakeReply, FakeRequest, fake_constellation
 
 pytestmark = pytest.mark.anyio

@@ -8,7 +8,8 @@ import anyio
 import pytest
 
 import orchestra as oc
-from orchestra.models.client import ModelClient, load_litellm, scrub
+from orchestra.models.client import ModelClient, scrub
+from orchestra.models.loader import load_litellm
 from orchestra.testing import FakeModel, FakeReply, FakeRequest, fake_constellation
 from orchestra.testing.constellation import DEFAULT_PROFILES
 

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 import orchestra as oc
-from orchestra.models.client import ModelClient, load_litellm
+from orchestra.models.client import ModelClient
+from orchestra.models.loader import load_litellm
 from orchestra.models.transport import MAX_BODY_BYTES, MAX_ERROR_BYTES
 from orchestra.testing.server import Error, OpenAICompatibleServer, Reply
 

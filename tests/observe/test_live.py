@@ -149,6 +149,71 @@ def test_tree_order_nests_under_the_last_dependency() -> None:
     assert tree_order(nodes) == [("a", "├─ "), ("b", "└─ "), ("c", "   └─ "), ("d", "      └─ ")]
 
 
+def test_a_run_stopped_midway_is_drawn_as_stopped(
+    scripted: list[Event], at: Callable[[float], datetime]
+) -> None:
+    """Closing the view before the run finished (Ctrl-C) leaves a frame saying stopped, with
+    no node still running; off a terminal a closing line says so."""
+    console = _console(terminal=True)
+    view = LiveView(console, clock=lambda: at(1.6))
+    for event in scripted[:11]:
+        view.track.apply(event)
+    view.close()
+    console.print(view.render(at(1.6)))
+    frame = console.export_text()
+    assert "[stopped]" in frame and "[running]" not in frame
+    assert {node.status for node in view.track.nodes.values()} == {"succeeded", "not_run"}
+    plain = _console(terminal=False)
+    with LiveView(plain) as lines:
+        for event in scripted[:5]:
+            lines(event)
+    assert plain.export_text().splitlines()[-1] == "run r1 stopped before it finished"
+
+
+def test_the_bar_does_not_fill_while_the_boss_still_plans(
+    scripted: list[Event], at: Callable[[float], datetime]
+) -> None:
+    """While a streaming boss writes the plan, the nodes known so far are not shown as all."""
+    run, boss_started = scripted[0], oc.events.NodeStarted
+    console = _console(terminal=True)
+    view = LiveView(console)
+    view.track.apply(run)
+    view.track.apply(boss_started(run_id="r1", at=at(0.5), task_id="facts", agent="researcher"))
+    view.track.apply(
+        oc.events.NodeFinished(
+            run_id="r1", at=at(0.9), task_id="facts", model="fast", cost_usd=0.0, seconds=0.4
+        )
+    )
+    console.print(view.render(at(1)))
+    assert "1/1+ nodes, planning" in console.export_text()
+
+
+def test_the_routing_note_is_readable_at_80_columns(
+    scripted: list[Event], at: Callable[[float], datetime]
+) -> None:
+    """At 80 columns the note wraps instead of being cut; the figures stay whole."""
+    console = _console(terminal=True, width=80)
+    view = LiveView(console)
+    for event in scripted[:8]:  # both researchers routed and running
+        view.track.apply(event)
+    console.print(view.render(at(1.05)))
+    frame = console.export_text()
+    assert all(len(line) <= 80 for line in frame.splitlines())
+    lines = frame.splitlines()
+    facts = next(i for i, line in enumerate(lines) if "├─ facts" in line)
+    assert lines[facts].rstrip().endswith("cheapest with quality >=")
+    assert lines[facts + 1].strip() == "0.5"  # the rest of the note, under it
+    assert "…" not in frame
+
+
+def test_user_text_is_printed_as_it_is() -> None:
+    """Brackets and emoji codes in a task reach the screen verbatim, never as markup."""
+    console = _console(terminal=False)
+    view = LiveView(console)
+    view(oc.events.RunStarted(run_id="id:memo:", task="[bold]Compare[/] :rocket: models"))
+    assert console.export_text() == "run id:memo: started: [bold]Compare[/] :rocket: models\n"
+
+
 def test_rate_limits_show_per_model_in_the_frame(at: Callable[[float], datetime]) -> None:
     """A 429 puts the model in the footer: its pauses, its lowered concurrency, and whether
     its queue is paused right now."""

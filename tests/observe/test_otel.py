@@ -164,7 +164,7 @@ def test_close_ends_runs_that_never_finished(
 def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without OpenTelemetry installed, the error says which extra to install."""
     monkeypatch.setitem(sys.modules, "opentelemetry", None)
-    with pytest.raises(ImportError, match=r"pip install 'orchestra\[otel\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'orchestra-dag\[otel\]'"):
         OpenTelemetrySink()
 
 

@@ -1,4 +1,7 @@
-"""orchestra's pytest plugin, run on small inner test files: the offline guard and the fixtures."""
+"""orchestra's pytest plugin, run on small inner test files: the offline guard and the fixtures.
+
+Most inner runs set `orchestra_offline = true`, as this project does; the last tests show a
+project that did not ask for it is left alone."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import os
 
 import pytest
 
-from orchestra.models.client import load_litellm
+from orchestra.models.loader import load_litellm
 
 pytest_plugins = ["pytester"]
 
@@ -38,12 +41,15 @@ def _litellm_imported_first() -> None:
     load_litellm()
 
 
-def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """Run the inner tests in this process, without plugins that would import heavy modules
-    the run's module snapshot then drops again (hypothesis: 1.5 s per inner run)."""
-    return pytester.runpytest(
-        "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:pytest_cov", *args
-    )
+_QUIET = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:pytest_cov")
+
+
+def _run(pytester: pytest.Pytester, *args: str, offline: bool = True) -> pytest.RunResult:
+    """Run the inner tests in this process (every test offline unless `offline=False`),
+    without plugins that would import heavy modules the run's module snapshot then drops
+    again (hypothesis: 1.5 s per inner run)."""
+    option = ("-o", "orchestra_offline=true") if offline else ()
+    return pytester.runpytest(*_QUIET, *option, *args)
 
 
 def test_non_loopback_connection_fails_the_test(pytester: pytest.Pytester) -> None:
@@ -229,7 +235,7 @@ def test_plugin_sets_offline_env_vars_in_fresh_process(
             assert {{name: os.environ.get(name) for name in names}} == {OFFLINE_ENV!r}
         """
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "orchestra_offline=1")
     result.assert_outcomes(passed=1)
 
 
@@ -281,3 +287,74 @@ def test_litellm_cancelled_call_warning_is_ignored_and_no_other(pytester: pytest
         """
     )
     _run(pytester).assert_outcomes(passed=1, failed=1)
+
+
+UNRELATED = """
+import socket
+
+import pytest
+
+
+def test_unrelated_resolves_its_host_name():
+    assert socket.getaddrinfo(socket.gethostname(), None)
+
+
+def test_with_fake_models(fake_models):
+    with pytest.raises(ConnectionRefusedError, match="tests must stay offline"):
+        socket.getaddrinfo("example.com", 443)
+
+
+@pytest.mark.orchestra_offline
+def test_marked_offline():
+    with pytest.raises(ConnectionRefusedError, match="tests must stay offline"):
+        socket.getaddrinfo("example.com", 443)
+"""
+
+
+@pytest.mark.slow
+def test_a_project_that_did_not_ask_is_left_alone(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In another project of the same environment (no `orchestra_offline`), an unrelated test
+    resolves host names, no offline variable is set; a test using orchestra's fixtures or
+    marked `orchestra_offline` is still guarded (and failed for trying)."""
+    for name in OFFLINE_ENV:  # set in this session, which is offline: not in the other one
+        monkeypatch.delenv(name, raising=False)
+    pytester.makepyfile(test_inner_unrelated=UNRELATED)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--strict-markers")
+    result.assert_outcomes(passed=3, errors=2)
+    assert "the test tried to reach example.com:443" in result.stdout.str()
+    pytester.makepyfile(
+        test_inner_env="""
+        import os
+
+
+        def test_env_untouched():
+            assert "LITELLM_OFFLINE_MODE" not in os.environ
+        """
+    )
+    env_result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_inner_env.py")
+    env_result.assert_outcomes(passed=1)
+
+
+# As above: the inner test checks that nothing is guarded, which the outer guard would contradict.
+@pytest.mark.allow_network
+def test_the_plugin_can_be_turned_off(pytester: pytest.Pytester) -> None:
+    """`-p no:orchestra` unloads the plugin: its fixtures are gone, nothing is guarded."""
+    pytester.makepyfile(
+        test_inner_off="""
+        import _socket
+        import socket
+
+
+        def test_unguarded():
+            assert socket.socket.connect is _socket.socket.connect
+
+
+        def test_fixture_gone(fake_models):
+            pass
+        """
+    )
+    result = _run(pytester, "-p", "no:orchestra", offline=False)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'fake_models' not found*"])
