@@ -169,7 +169,7 @@ class FakeModel:
         calls are recorded where they are made)."""
         self.__dict__.update(state)
         _instances[self.id] = self
-        _register()
+        when_litellm_loaded(_register)
 
     def calls_for(self, key: str) -> list[FakeRequest]:
         """The calls made for task `key`, by agent `key` or to model `key`."""
