@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestra import backends, checks, routing
 from orchestra.agents import Agent
+from orchestra.batches import MapResult, MapStream
 from orchestra.errors import (
     BudgetExceeded,
     ConfigError,
@@ -24,7 +25,6 @@ from orchestra.errors import (
     PlanError,
 )
 from orchestra.events import Event
-from orchestra.execution.batch import MapResult, MapStream
 from orchestra.journal import Cache, Journal, RunRecord
 from orchestra.models.breaker import BreakerPolicy
 from orchestra.models.budget import Budget

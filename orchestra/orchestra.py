@@ -17,6 +17,14 @@ import anyio
 
 from orchestra._sync import run_sync
 from orchestra.agents import Agent
+from orchestra.batches import (
+    DEFAULT_CONCURRENCY,
+    MapResult,
+    MapStream,
+    collect,
+    resume_batch,
+    start_batch,
+)
 from orchestra.config import Config, read_config
 from orchestra.errors import (
     BudgetExceeded,
@@ -36,14 +44,6 @@ from orchestra.events import (
 )
 from orchestra.execution.backends import Backend
 from orchestra.execution.backends.local import LocalBackend
-from orchestra.execution.batch import (
-    DEFAULT_CONCURRENCY,
-    MapResult,
-    MapStream,
-    collect,
-    resume_batch,
-    start_batch,
-)
 from orchestra.execution.driver import Planned, RunContext, RunDriver, usage_of
 from orchestra.execution.durations import Durations, predictor
 from orchestra.execution.runner import NodeRunner, as_text

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 
 from orchestra._sync import run_sync
+from orchestra.batches import MapStream
 from orchestra.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -32,7 +33,6 @@ from orchestra.cli.common import (
 )
 from orchestra.cli.signals import RunInterrupted, until_signal
 from orchestra.errors import ConfigError
-from orchestra.execution.batch import MapStream
 from orchestra.orchestra import Orchestra
 
 if TYPE_CHECKING:

@@ -229,6 +229,7 @@ class MapStream:
     def _bar(self, session: _Session) -> MapProgress | None:
         if self._progress is False or not session.runs:
             return None
+        # rich comes with a progress bar, not with `import orchestra`.
         from orchestra.observe.progress import MapProgress
 
         if self._progress is None and not MapProgress.wanted():
