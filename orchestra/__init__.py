@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestra import backends, checks, routing
 from orchestra.agents import Agent
+from orchestra.batches import MapResult, MapStream
 from orchestra.errors import (
     BudgetExceeded,
     ConfigError,
@@ -55,6 +56,8 @@ __all__ = [
     "HedgePolicy",
     "Journal",
     "JournalError",
+    "MapResult",
+    "MapStream",
     "ModelError",
     "ModelSpec",
     "NodeFailed",

@@ -2,8 +2,9 @@
 
 The scheduler hands each node, fully described (`NodeWork`), to the Orchestra's backend with
 the driver's side of its run (`RunScope`); the backend returns the node's outcome. The default,
-`LocalBackend`, runs nodes in the driver's own task group. Write your own by implementing
-`Backend.run`, and pass it as `Orchestra(backend=...)`.
+`LocalBackend`, runs nodes in the driver's own task group; `Ray` runs them on a pool of Ray
+actors (docs/scale.md). Write your own by implementing `Backend.run`, and pass it as
+`Orchestra(backend=...)`.
 
 Example:
     >>> import orchestra as oc
@@ -23,6 +24,7 @@ Example:
 
 from orchestra.execution.backends import Backend
 from orchestra.execution.backends.local import LocalBackend
+from orchestra.execution.backends.ray import Ray
 from orchestra.execution.work import NodeOutcome, NodeWork, RunScope
 
-__all__ = ["Backend", "LocalBackend", "NodeOutcome", "NodeWork", "RunScope"]
+__all__ = ["Backend", "LocalBackend", "NodeOutcome", "NodeWork", "Ray", "RunScope"]

@@ -23,8 +23,25 @@ __all__ = [
 ]
 
 
+def _rebuilt(
+    kind: type[OrchestraError], args: tuple[object, ...], state: dict[str, object]
+) -> OrchestraError:
+    error = kind.__new__(kind)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class OrchestraError(Exception):
-    """Base class of every error raised by orchestra."""
+    """Base class of every error raised by orchestra.
+
+    Errors pickle with their data (`task_id`, `attempts`, `result`...), so they cross
+    processes: a node run on a Ray actor reports its error to the driver as it is.
+    """
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Exception's own pickling calls cls(*args), which keyword-only fields break.
+        return (_rebuilt, (type(self), self.args, self.__dict__))
 
 
 class ConfigError(OrchestraError, ValueError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import uuid
@@ -16,6 +17,14 @@ import anyio
 
 from orchestra._sync import run_sync
 from orchestra.agents import Agent
+from orchestra.batches import (
+    DEFAULT_CONCURRENCY,
+    MapResult,
+    MapStream,
+    collect,
+    resume_batch,
+    start_batch,
+)
 from orchestra.config import Config, read_config
 from orchestra.errors import (
     BudgetExceeded,
@@ -107,6 +116,17 @@ def _cache(cache: bool | Cache | None) -> Cache | None:
         folder = journal.parent if journal is not None else Path.cwd() / ".orchestra"
         place = str(folder / "cache.sqlite")
     return settings.model_copy(update={"path": str(Path(place).expanduser().absolute())})
+
+
+def _bound(backend: Backend | None, runner: NodeRunner) -> Backend:
+    """The backend nodes run on, given this Orchestra's node runner: a backend that runs
+    nodes elsewhere (Ray) takes its models, agents and router from it (`bind`)."""
+    if backend is None:
+        return LocalBackend(runner)
+    bind = getattr(backend, "bind", None)
+    if callable(bind):
+        bind(runner)
+    return backend
 
 
 class Orchestra:
@@ -222,15 +242,14 @@ class Orchestra:
             resilience=Resilience(breakers=self.breakers),
         )
         self._durations = Durations(predict=predictor(self.models, self.agents))
-        self.backend: Backend = backend or LocalBackend(
-            NodeRunner(
-                constellation=self.models,
-                agents=self.agents,
-                router=self.router,
-                calls=self._calls,
-                breakers=self.breakers,
-            )
+        self._runner = NodeRunner(
+            constellation=self.models,
+            agents=self.agents,
+            router=self.router,
+            calls=self._calls,
+            breakers=self.breakers,
         )
+        self.backend: Backend = _bound(backend, self._runner)
         """Where nodes run (default: this process)."""
 
     # -- events -----------------------------------------------------------------------------
@@ -532,6 +551,141 @@ class Orchestra:
             lambda: self.execute(plan, inputs=inputs, run_id=run_id, budget=budget),
             name="execute",
         )
+
+    def with_backend(self, backend: Backend) -> Orchestra:
+        """This Orchestra running its nodes on `backend`: models, agents, router, journal,
+        admission and event sinks are shared with this one (`map(backend=...)` uses it)."""
+        twin = copy.copy(self)
+        twin.backend = _bound(backend, self._runner)
+        return twin
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def map(
+        self,
+        work: Plan | str,
+        *,
+        inputs: Iterable[Mapping[str, Any]],
+        concurrency: int = DEFAULT_CONCURRENCY,
+        batch_id: str | None = None,
+        budget: Budget | None = None,
+        progress: bool | None = None,
+        backend: Backend | None = None,
+    ) -> MapStream:
+        """Run `work` once per row of `inputs`: many runs, yielded as they finish.
+
+        Each run is journaled as `BATCH:INDEX`; a failed run is reported (status `failed`
+        or `budget_exceeded`, its error in `.errors`), never fatal to the batch. Not a plan's
+        map *node* (`Task(map=...)`), which fans a task out inside one run. See
+        docs/scale.md.
+
+            async with orch.map(plan, inputs=rows, concurrency=64) as results:
+                async for result in results:
+                    ...
+
+        Args:
+            work: a `Plan` (each run executes it) or a task in words (the boss plans each run).
+            inputs: one mapping of input names to values per run.
+            concurrency: runs in flight at a time.
+            batch_id: a name for the batch, to resume it by (default: a random id).
+            budget: limits of each run (default: the Orchestra's).
+            progress: a progress bar on standard error (None: when it is a terminal).
+            backend: where the batch's nodes run (default: the Orchestra's), e.g.
+                `oc.backends.Ray(actors=8)`.
+
+        Raises:
+            ConfigError: bad inputs or concurrency; a task in words without a boss.
+            PlanError: the plan cannot run on some row of inputs (checked before any run).
+            JournalError: when entered: the journal holds this batch id already.
+        """
+        return start_batch(
+            self if backend is None else self.with_backend(backend),
+            work,
+            inputs=inputs,
+            concurrency=concurrency,
+            batch_id=batch_id,
+            budget=budget,
+            progress=progress,
+        )
+
+    def map_sync(
+        self,
+        work: Plan | str,
+        *,
+        inputs: Iterable[Mapping[str, Any]],
+        concurrency: int = DEFAULT_CONCURRENCY,
+        batch_id: str | None = None,
+        budget: Budget | None = None,
+        progress: bool | None = None,
+        backend: Backend | None = None,
+    ) -> MapResult:
+        """`map` for synchronous code: every run's result, in input order, and the summary."""
+        stream = self.map(
+            work,
+            inputs=inputs,
+            concurrency=concurrency,
+            batch_id=batch_id,
+            budget=budget,
+            progress=progress,
+            backend=backend,
+        )
+        return run_sync(lambda: collect(stream), name="map")
+
+    def resume_map(
+        self,
+        batch_id: str,
+        *,
+        concurrency: int | None = None,
+        budget: Budget | None = None,
+        retry_failed: bool = False,
+        progress: bool | None = None,
+        backend: Backend | None = None,
+    ) -> MapStream:
+        """Finish a recorded batch (after a crash or a stop): only its unfinished runs run.
+
+        Runs that succeeded are not run again, nor those that failed unless `retry_failed`;
+        runs in flight at the crash resume from their journal; runs never started start.
+
+        Args:
+            batch_id: the batch to finish.
+            concurrency: runs in flight at a time (default: the batch's).
+            budget: limits of each run (default: the batch's).
+            retry_failed: run the failed runs again too (resumed: their finished nodes kept).
+            progress, backend: as for `map`.
+
+        Raises:
+            JournalError: no journal; when entered: no such batch, or another process
+                drives it.
+        """
+        return resume_batch(
+            self if backend is None else self.with_backend(backend),
+            batch_id,
+            concurrency=concurrency,
+            budget=budget,
+            retry_failed=retry_failed,
+            progress=progress,
+        )
+
+    def resume_map_sync(
+        self,
+        batch_id: str,
+        *,
+        concurrency: int | None = None,
+        budget: Budget | None = None,
+        retry_failed: bool = False,
+        progress: bool | None = None,
+        backend: Backend | None = None,
+    ) -> MapResult:
+        """`resume_map` for synchronous code: the runs of this session, in input order."""
+        stream = self.resume_map(
+            batch_id,
+            concurrency=concurrency,
+            budget=budget,
+            retry_failed=retry_failed,
+            progress=progress,
+            backend=backend,
+        )
+        return run_sync(lambda: collect(stream), name="resume_map")
 
     # -- durability -------------------------------------------------------------------------
 

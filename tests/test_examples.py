@@ -31,6 +31,7 @@ EXPECTED = {
     "11_map.py": "'describe' fanned out into 5 nodes",
     "12_crash_and_resume.py": "resumed: the model was called for ['chart', 'draft', 'review']",
     "13_learned_cascade.py": "40 new questions: 40 right (strong alone: 40), 13 escalated",
+    "14_map_batch.py": "journal: 39 of 40 succeeded",
     "15_real_local_model.py": "skipped: llama-cpp-python's server is not installed",
     "16_hot_swap.py": "calls: old provider 1, new provider 1",
     "17_hedging.py": "hedge won for b on backup",

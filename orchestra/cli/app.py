@@ -18,6 +18,7 @@ from rich.console import Console
 
 import orchestra
 from orchestra.cli import journal, models, report, run
+from orchestra.cli import map as batch
 from orchestra.cli.common import EXIT_USAGE, Terminal, say
 from orchestra.cli.signals import RunInterrupted
 from orchestra.config import CONFIG_FILE
@@ -26,7 +27,7 @@ from orchestra.errors import OrchestraError
 __all__ = ["main"]
 
 # Each module adds its subcommand(s); a new command is a module with `register` added here.
-COMMANDS = (run, models, journal, report)
+COMMANDS = (run, batch, models, journal, report)
 
 
 def _parser() -> argparse.ArgumentParser:

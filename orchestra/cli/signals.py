@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
@@ -21,9 +21,11 @@ from orchestra.results import RunResult
 if TYPE_CHECKING:
     from orchestra.orchestra import Orchestra
 
-__all__ = ["RunInterrupted", "journal_flag", "stop_on_signal"]
+__all__ = ["RunInterrupted", "journal_flag", "stop_on_signal", "until_signal"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+T = TypeVar("T")
 
 
 class RunInterrupted(OrchestraError):
@@ -44,9 +46,10 @@ class RunInterrupted(OrchestraError):
         self.exit_status = 128 + signum
 
 
-async def _until_signal(start: Callable[[], Awaitable[RunResult]]) -> RunResult | int:
-    """The run's result, or the number of the signal that stopped it."""
-    outcome: list[RunResult | int] = []
+async def until_signal(start: Callable[[], Awaitable[T]]) -> T | int:
+    """What `start()` returns, or the number of the signal (SIGINT, SIGTERM) that stopped
+    it (`start` is cancelled then)."""
+    outcome: list[T | int] = []
     error: list[Exception] = []
     async with anyio.create_task_group() as group:
 
@@ -82,7 +85,7 @@ def stop_on_signal(
         RunInterrupted: SIGINT or SIGTERM stopped the run; the message says how to resume.
         Whatever the run raises.
     """
-    outcome = run_sync(lambda: _until_signal(start), name="run")
+    outcome = run_sync(lambda: until_signal(start), name="run")
     if isinstance(outcome, RunResult):
         return outcome
     name = signal.Signals(outcome).name

@@ -19,7 +19,7 @@ from orchestra.errors import JournalError
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "connect", "open_database"]
 
 APPLICATION_ID = 0x6F726368  # "orch"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA_V1 = """
 CREATE TABLE runs (
@@ -79,8 +79,36 @@ CREATE TABLE leases (
 );
 """
 
+# v2: batches (`Orchestra.map`): what every run of a batch runs, and each run's inputs.
+_BATCHES_V2 = """
+CREATE TABLE batches (
+    batch_id TEXT PRIMARY KEY,
+    plan TEXT,
+    task TEXT,
+    size INTEGER NOT NULL,
+    budget TEXT,
+    concurrency INTEGER NOT NULL,
+    started TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    sessions INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE batch_inputs (
+    batch_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    inputs TEXT NOT NULL,
+    PRIMARY KEY (batch_id, idx)
+);
+"""
+
 Migration = Callable[[sqlite3.Connection], None]
-MIGRATIONS: dict[int, Migration] = {}
+
+
+def _add_batches(conn: sqlite3.Connection) -> None:
+    for statement in _statements(_BATCHES_V2):
+        conn.execute(statement)
+
+
+MIGRATIONS: dict[int, Migration] = {1: _add_batches}
 """Upgrades by the version they start from: `MIGRATIONS[n]` takes a journal from n to n + 1."""
 
 

@@ -23,7 +23,7 @@ from orchestra.models.budget import Budget
 from orchestra.models.constellation import Constellation
 from orchestra.models.spec import ModelSpec
 
-__all__ = ["new_run", "public_spec", "take_run"]
+__all__ = ["claiming", "new_run", "public_spec", "take_run"]
 
 
 def _now() -> str:
@@ -36,7 +36,7 @@ def public_spec(spec: ModelSpec) -> dict[str, Any]:
 
 
 @contextmanager
-def _claiming(
+def claiming(
     journal: Journal, run_id: str, action: str, note: str = ""
 ) -> Generator[tuple[sqlite3.Connection, Lease], None, None]:
     """One write transaction that ends by taking the run's lease: the body's writes and the
@@ -90,7 +90,7 @@ def new_run(
         }
         for a in agents
     ]
-    with _claiming(journal, run_id, "record run", "; no model was called") as (conn, lease):
+    with claiming(journal, run_id, "record run", "; no model was called") as (conn, lease):
         row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is not None:
             raise JournalError(
@@ -127,7 +127,7 @@ def take_run(journal: Journal, run_id: str) -> tuple[sqlite3.Connection, Lease, 
     """
     if not journal.path.exists():
         raise journal.unknown(run_id)  # and no journal file (or folder) left behind
-    with _claiming(journal, run_id, "resume run") as (conn, lease):
+    with claiming(journal, run_id, "resume run") as (conn, lease):
         stored = load_run(conn, run_id)
         if stored is None:
             raise journal.unknown(run_id)

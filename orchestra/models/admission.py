@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from orchestra.models.budget import Account, Reservation
 from orchestra.models.spec import ModelSpec
 
 __all__ = [
@@ -316,6 +317,17 @@ class Admission:
         finally:
             state.release(ticket)
             self._wake(state.admit())
+
+    async def hold(
+        self, ticket: Ticket, account: Account, *, usd: float, tokens: int
+    ) -> Reservation:
+        """Reserve an admitted call's estimated cost in `account` and every account enclosing
+        it: the budget half of admission (a cluster's admission service holds it remotely).
+
+        Raises:
+            BudgetRefused: some account cannot fit the call (nothing is held then).
+        """
+        return account.reserve(usd=usd, tokens=tokens)
 
     @staticmethod
     def _wake(tickets: list[Ticket]) -> None:

@@ -35,7 +35,7 @@ from orchestra.errors import ConfigError, ModelError
 from orchestra.events import ConcurrencyRestored, EventSink, ModelCalled, RateLimited
 from orchestra.models.admission import Admission, Ticket
 from orchestra.models.budget import Account, Reservation
-from orchestra.models.client import Completion, ModelClient, UsageInvalid
+from orchestra.models.client import AnsweredEmpty, Completion, ModelClient, UsageInvalid
 from orchestra.models.constellation import Constellation
 from orchestra.models.resilience import CallContext, HedgePolicy, Resilience
 from orchestra.models.spec import ModelSpec
@@ -264,7 +264,9 @@ class ModelCalls:
             ) as ticket:
                 sent = self._clock()
                 waited = sent - queued
-                held = account.reserve(usd=usd, tokens=tokens) if account and limited else None
+                held = None
+                if account is not None and limited:
+                    held = await self.admission.hold(ticket, account, usd=usd, tokens=tokens)
                 try:
                     completion = await self._request(
                         site, spec, request, metadata, held, prompt_usd, usd
@@ -332,6 +334,22 @@ class ModelCalls:
                 else request.response_format(spec),
                 tool_choice=request.tool_choice,
             )
+        except AnsweredEmpty as empty:
+            # An empty answer is a failed call, but the provider billed it.
+            if held is not None:
+                held.settle(
+                    usd=empty.cost_usd,
+                    tokens=empty.input_tokens + empty.output_tokens,
+                    estimated=empty.estimated,
+                )
+            site.spent = site.spent + Usage.of(
+                spec.name,
+                input_tokens=empty.input_tokens,
+                output_tokens=empty.output_tokens,
+                cost_usd=empty.cost_usd,
+                estimated=empty.estimated,
+            )
+            raise
         except UsageInvalid:
             # Answered, so paid: charge the estimate, never a refund.
             if held is not None:

@@ -28,6 +28,7 @@ from orchestra.models.tokens import estimate_tokens
 from orchestra.results import Usage
 
 __all__ = [
+    "AnsweredEmpty",
     "Completion",
     "ModelClient",
     "ToolCall",
@@ -102,6 +103,17 @@ class UsageInvalid(ModelError):
     The call failed (its answer cannot be priced); the door charges its estimated cost, never
     a refund.
     """
+
+
+class AnsweredEmpty(ModelError):
+    """The provider answered with neither content nor tool calls: a failed call, but a paid
+    one. `input_tokens`, `output_tokens` and `cost_usd` are what it reported (or the estimate,
+    `estimated`), which the door charges."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    estimated: bool = False
 
 
 # litellm providers that speak OpenAI's HTTP API, where an `Idempotency-Key` header is accepted
@@ -337,12 +349,6 @@ class ModelClient:
         )
         # A lone surrogate (JSON allows "\ud800") would fail every later write of the answer.
         content = valid_text(cast(str | None, getattr(message, "content", None)))
-        if not calls and not content:
-            raise ModelError(
-                f"model {spec.name!r} ({spec.model}) answered with empty content",
-                model=spec.name,
-                transient=True,
-            )
         input_tokens, output_tokens = _usage(spec, getattr(response, "usage", None))
         # Without usage litellm reports zeros (or, on streams, counts of its own): an answer
         # said to cost nothing in and out was not counted.
@@ -353,6 +359,16 @@ class ModelClient:
             output_tokens = estimate_tokens(
                 (content or "") + "".join(c.name + c.arguments for c in calls)
             )
+        cost = spec.cost(input_tokens=input_tokens, output_tokens=output_tokens)
+        if not calls and not content:
+            empty = AnsweredEmpty(
+                f"model {spec.name!r} ({spec.model}) answered with empty content",
+                model=spec.name,
+                transient=True,
+            )
+            empty.input_tokens, empty.output_tokens = input_tokens, output_tokens
+            empty.cost_usd, empty.estimated = cost, estimated
+            raise empty
         raw: dict[str, Any] = {"role": "assistant", "content": content}
         if calls:
             # Sent back in the next turn: servers whose chat template reads `content` (llama.cpp)
@@ -372,7 +388,7 @@ class ModelClient:
             tool_calls=calls,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
-            cost_usd=spec.cost(input_tokens=input_tokens, output_tokens=output_tokens),
+            cost_usd=cost,
             seconds=seconds,
             raw_message=raw,
             finish_reason=cast(str | None, getattr(choices[0], "finish_reason", None)),

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, final
 import anyio
 from anyio.abc import TaskGroup
 
+from orchestra._groups import close_group, open_group
 from orchestra.events import Event, EventSink
 
 if TYPE_CHECKING:
@@ -74,10 +75,8 @@ class EventStream:
             raise RuntimeError("an EventStream runs once; call stream() again for a new run")
         self._used = True
         self._sinks.append(self._sink)
-        group = anyio.create_task_group()
-        await group.__aenter__()
-        self._group = group
-        group.start_soon(self._drive)
+        self._group = await open_group()
+        self._group.start_soon(self._drive)
         return self
 
     async def __aexit__(
@@ -90,13 +89,7 @@ class EventStream:
         try:
             if group is None:
                 return None
-            group.cancel_scope.cancel()  # a no-op when the run already ended
-            if exc is None or isinstance(exc, anyio.get_cancelled_exc_class()):
-                return await group.__aexit__(exc_type, exc, tb)
-            # The caller's own error (or the run's, raised by the iteration) leaves the block
-            # as it is: handed to the task group, it would come out in an ExceptionGroup.
-            await group.__aexit__(None, None, None)
-            return None
+            return await close_group(group, exc_type, exc, tb)
         finally:
             if self._sink in self._sinks:
                 self._sinks.remove(self._sink)

@@ -12,7 +12,7 @@ import inspect
 import itertools
 import json
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ import anyio
 
 from orchestra.models.loader import load_litellm, when_litellm_loaded
 
-__all__ = ["FakeFailure", "FakeModel", "FakeReply", "FakeRequest", "FakeToolCall"]
+__all__ = ["FakeFailure", "FakeModel", "FakeReply", "FakeRequest", "FakeToolCall", "fakes_in"]
 
 PROVIDER = "orchestra-fake"
 # Strong references: a constellation holds only model strings, yet its fake must stay alive.
@@ -160,6 +160,17 @@ class FakeModel:
         """Unregister the fake; later calls to its models fail with a clear error."""
         _instances.pop(self.id, None)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to another process (a Ray actor): the script goes, not the calls made here.
+        return {**self.__dict__, "calls": [], "_used": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled in another process: the fake answers its model strings there too (its
+        calls are recorded where they are made)."""
+        self.__dict__.update(state)
+        _instances[self.id] = self
+        when_litellm_loaded(_register)
+
     def calls_for(self, key: str) -> list[FakeRequest]:
         """The calls made for task `key`, by agent `key` or to model `key`."""
         return [c for c in self.calls if key in (c.agent, c.task_id, c.model)]
@@ -255,6 +266,13 @@ class FakeModel:
                 "index": 0,
                 "tool_use": None,
             }
+
+
+def fakes_in(models: Iterable[str]) -> list[FakeModel]:
+    """The live fakes answering these litellm model strings, e.g. to send them along with a
+    constellation to another process (a Ray actor), where they answer too."""
+    ids = {m.split("/")[1] for m in models if m.startswith(f"{PROVIDER}/") and m.count("/") >= 2}
+    return [_instances[i] for i in sorted(ids) if i in _instances]
 
 
 def _error(litellm: Any, failure: FakeFailure, model: str) -> Exception:

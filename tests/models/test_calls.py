@@ -168,6 +168,22 @@ async def test_negative_usage_fails_the_call_and_never_refunds(usage: dict[str, 
     assert info.value.result.usage.estimated
 
 
+async def test_an_empty_answer_is_a_failure_the_budget_still_pays_for() -> None:
+    """An answer with no content fails the call, but the provider billed it: each empty
+    answer's reported usage is charged to the node, the run and its budget."""
+    empty = Reply("", input_tokens=1_000_000, output_tokens=0)  # $1 at $1 per 1M tokens
+    with OpenAICompatibleServer(api_key=KEY) as server:
+        server.script("m", [empty, empty, costing(0.5)])
+        orch = oc.Orchestra(
+            models=[spec(server, "m", retry=oc.RetryPolicy(max_retries=2, backoff=0.0))],
+            agents=[oc.Agent(name="w")],
+        )
+        result = await orch.execute(tasks(1), budget=oc.Budget(max_usd=10.0))
+    assert result.nodes["t00"].output == "x"
+    assert result.cost_usd == pytest.approx(2.5)
+    assert result.nodes["t00"].usage.calls == 3 and not result.usage.estimated
+
+
 async def test_a_run_budget_nests_inside_the_orchestras() -> None:
     """A run's own budget can tighten the Orchestra's, never loosen it."""
     with OpenAICompatibleServer(api_key=KEY, default=costing(1.0)) as server:

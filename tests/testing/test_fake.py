@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
 import anyio
 import anyio.lowlevel
 import pytest
@@ -221,3 +227,33 @@ async def test_fake_constellation_answers_through_orchestra(fake: FakeModel) -> 
     assert result.output == "from fast"
     (call,) = fake.calls
     assert (call.model, call.agent, call.task_id, call.prompt) == ("fast", "a", "t", "go")
+
+
+@pytest.mark.slow  # a second process pays litellm's import
+def test_a_pickled_fake_answers_in_another_process(tmp_path: Path) -> None:
+    """A FakeModel sent to another process (as to a Ray actor) answers its model strings there."""
+    fake = FakeModel(responses={"fast": "from afar"})
+    shipped = tmp_path / "fake.pickle"
+    shipped.write_bytes(pickle.dumps((fake, fake.model("fast"))))
+    code = "\n".join(
+        [
+            "import pickle, sys, anyio",
+            "from orchestra.models.client import load_litellm",
+            "fake, model = pickle.loads(open(sys.argv[1], 'rb').read())",
+            "hi = [{'role': 'user', 'content': 'hi'}]",
+            "ask = load_litellm().acompletion(model=model, messages=hi)",
+            "reply = anyio.run(lambda: ask, backend='asyncio')",
+            "print(reply.choices[0].message.content, len(fake.calls))",
+        ]
+    )
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(shipped)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert out.stdout.split() == ["from", "afar", "1"]
+    assert fake.calls == []
+    fake.close()
