@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 import orchestra as oc
 from orchestra.testing import FakeModel, FakeRequest, fake_constellation
+
+# Property tests judge outcomes, never speed: a wall-clock deadline (hypothesis's default is
+# 200 ms per example) or a slow-generation health check fails them on a loaded CI machine.
+settings.register_profile("orchestra", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("orchestra")
 
 
 @pytest.fixture(scope="session", autouse=True)
