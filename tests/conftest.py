@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 import orchestra as oc
+from orchestra.models.loader import when_litellm_loaded
 from orchestra.testing import FakeModel, FakeRequest, fake_constellation
 
 # Property tests judge outcomes, never speed: a wall-clock deadline (hypothesis's default is
 # 200 ms per example) or a slow-generation health check fails them on a loaded CI machine.
 settings.register_profile("orchestra", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("orchestra")
+
+
+def _keep_litellm_clients(litellm: Any) -> None:
+    # litellm caches one HTTP client per event loop (200 at most) and closes an evicted one on
+    # its own loop; each test's loop is gone by then, so past 200 tests the evicted clients'
+    # sockets would be collected unclosed. A suite's worth fits.
+    litellm.in_memory_llm_clients_cache.max_size_in_memory = 100_000
+
+
+when_litellm_loaded(_keep_litellm_clients)
 
 
 @pytest.fixture(scope="session", autouse=True)
