@@ -139,6 +139,29 @@ def _dispatches(journal: Path) -> list[tuple[str, int, str]]:
     return [(n.task_id, n.attempt, n.status) for n in Journal(journal).nodes(RUN_ID)]
 
 
+def _wal_commits(wal: bytes) -> tuple[int, list[int]]:
+    """A WAL file's frame size and where each of its commits ends (frames of an older
+    generation, with other salts, are not part of the log)."""
+    frame = 24 + int.from_bytes(wal[8:12], "big")
+    salts = wal[16:24]
+    ends: list[int] = []
+    for start in range(32, len(wal) - frame + 1, frame):
+        if wal[start + 8 : start + 16] != salts:
+            break
+        if int.from_bytes(wal[start + 4 : start + 8], "big"):
+            ends.append(start + frame)
+    return frame, ends
+
+
+def _journal_copy(journal: Path, wal: bytes, folder: Path) -> Path:
+    """A copy of `journal` in `folder` whose WAL holds `wal`."""
+    folder.mkdir()
+    copy = folder / journal.name
+    shutil.copy(journal, copy)
+    Path(f"{copy}-wal").write_bytes(wal)
+    return copy
+
+
 def _results_per_node(journal: Path) -> Counter[str]:
     return Counter(n.task_id for n in Journal(journal).nodes(RUN_ID) if n.status == "succeeded")
 
@@ -209,7 +232,7 @@ def test_sigkill_at_random_moments_then_resume_until_done(
 def test_torn_write_under_kill_recovers_and_resumes(
     tmp_path: Path, openai_server: OpenAICompatibleServer
 ) -> None:
-    """A kill whose last journal write is torn in half: the integrity check passes, the torn
+    """A kill that tears a journal commit in half: the integrity check passes, the torn
     commit is simply absent, and the run resumes with exactly one result per node."""
     journal = tmp_path / "runs.sqlite"
     arrivals = Arrivals(delay=_spread)
@@ -218,26 +241,27 @@ def test_torn_write_under_kill_recovers_and_resumes(
     _wait(lambda: len(_recorded(journal)) >= 8, worker, "eight recorded results")
     worker.send_signal(signal.SIGKILL)
     worker.communicate()
-    torn = tmp_path / "torn" / "runs.sqlite"
-    torn.parent.mkdir()
-    shutil.copy(journal, torn)
     wal = Path(f"{journal}-wal").read_bytes()
-    page_size = int.from_bytes(wal[8:12], "big")
-    frame = 24 + page_size
-    frames = (len(wal) - 32) // frame
-    assert frames >= 2, "the kill left no WAL to tear"
-    # The last frame is cut in the middle: what a crash mid-write leaves on disk.
-    Path(f"{torn}-wal").write_bytes(wal[: 32 + (frames - 1) * frame + frame // 2])
-
-    assert Journal(torn).check() == []
+    frame, commits = _wal_commits(wal)
+    assert len(commits) >= 2, "the kill left no WAL to tear"
+    # The latest commit that recorded dispatches is cut in the middle of its last frame: what a
+    # crash while writing it leaves on disk (later commits may only renew the lease).
+    for end in reversed(commits[1:]):
+        torn = _journal_copy(journal, wal[: end - frame // 2], tmp_path / f"torn-{end}")
+        whole = _journal_copy(journal, wal[:end], tmp_path / f"whole-{end}")
+        assert Journal(torn).check() == []
+        torn_rows, whole_rows = set(_dispatches(torn)), set(_dispatches(whole))
+        if torn_rows != whole_rows:
+            break
+    else:
+        raise AssertionError("no commit in the WAL recorded a dispatch")
     # Exactly the torn commit is gone: the starts or ends of the dispatches it grouped (nodes
     # dispatched or finished in one pass of the event loop share a commit).
-    torn_rows, whole_rows = set(_dispatches(torn)), set(_dispatches(journal))
     lost, older = whole_rows - torn_rows, torn_rows - whole_rows
     assert lost and len(older) <= len(lost)
     assert {(node, attempt) for node, attempt, _ in older} <= {(n, a) for n, a, _ in lost}
     survived = _recorded(torn)
-    assert survived <= _recorded(journal)
+    assert survived <= _recorded(whole) <= _recorded(journal)
     worker_module = _worker_module()
     orch = worker_module.orchestra(openai_server.url, str(torn), "resumed")
     result = orch.resume_sync(RUN_ID)
