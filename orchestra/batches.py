@@ -30,7 +30,7 @@ import math
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, final, overload
 
@@ -38,6 +38,7 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from orchestra._clock import utc_now
 from orchestra._groups import close_group, open_group
 from orchestra.errors import ConfigError, JournalError, OrchestraError, PlanError
 from orchestra.execution.runner import as_text
@@ -55,10 +56,6 @@ __all__ = ["BatchRun", "MapResult", "MapStream", "collect", "resume_batch", "sta
 
 DEFAULT_CONCURRENCY = 16
 """Runs in flight at a time when `map` is not told."""
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -171,7 +168,7 @@ def _failed(run: BatchRun, exc: Exception, started: datetime) -> RunResult:
         nodes={},
         usage=Usage(),
         started=started,
-        finished=_now(),
+        finished=utc_now(),
     )
 
 
@@ -244,7 +241,7 @@ class MapStream:
         bar: MapProgress | None,
         send: MemoryObjectSendStream[RunResult],
     ) -> None:
-        started = _now()
+        started = utc_now()
         try:
             result = await session.run(run)
         except Exception as exc:  # reported as this run's failure; the batch goes on

@@ -7,10 +7,12 @@ journal and tracing subscribe. `EVENTS` is the one TypeAdapter that (de)serialis
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from orchestra._clock import utc_now
 
 __all__ = [
     "EVENTS",
@@ -45,15 +47,11 @@ PLAN_TASK = "(plan)"
 """The task id the boss's planning calls carry in events (no task of a plan can have it)."""
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, defer_build=True)
 
     run_id: str
-    at: datetime = Field(default_factory=_now)
+    at: datetime = Field(default_factory=utc_now)
 
 
 class RunStarted(_Event):

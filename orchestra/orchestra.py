@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import copy
-import math
 import os
 import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
-import anyio
-
+from orchestra._clock import utc_now
 from orchestra._sync import run_sync
+from orchestra._wiring import (
+    agents_by_name,
+    bound_backend,
+    check_limits,
+    resolve_cache,
+    resolve_journal,
+)
 from orchestra.agents import Agent
 from orchestra.batches import (
     DEFAULT_CONCURRENCY,
@@ -27,34 +31,27 @@ from orchestra.batches import (
 )
 from orchestra.config import Config, read_config
 from orchestra.errors import (
-    BudgetExceeded,
     ConfigError,
     JournalError,
-    NodeFailed,
-    OrchestraError,
     PlanError,
 )
 from orchestra.events import (
     PLAN_TASK,
-    BudgetStopped,
     Event,
     EventSink,
-    RunFinished,
     RunStarted,
 )
 from orchestra.execution.backends import Backend
-from orchestra.execution.backends.local import LocalBackend
-from orchestra.execution.driver import Planned, RunContext, RunDriver, usage_of
+from orchestra.execution.driver import Planned, RunContext, RunDriver
 from orchestra.execution.durations import Durations, predictor
 from orchestra.execution.runner import NodeRunner, as_text
-from orchestra.execution.scheduler import Schedule
 from orchestra.journal.cache import Cache
 from orchestra.journal.recorder import RunRecorder
 from orchestra.journal.records import RunRecord
-from orchestra.journal.store import Journal, default_journal_path
+from orchestra.journal.store import Journal
 from orchestra.models.admission import PLANNING, Admission
 from orchestra.models.breaker import CircuitBreakers
-from orchestra.models.budget import Account, Budget, BudgetRefused
+from orchestra.models.budget import Account, Budget
 from orchestra.models.calls import CallSite, ModelCalls
 from orchestra.models.client import ModelClient
 from orchestra.models.constellation import Constellation
@@ -69,15 +66,7 @@ from orchestra.routing.base import RoutingPolicy
 from orchestra.routing.policies import Cheapest
 from orchestra.validation import run_id_or_new, validate_plan
 
-__all__ = ["DEFAULT_AGENT", "Orchestra"]
-
-# Constructed without validation (the values are known good): validating here would build
-# Agent's validator, and load pydantic's plugins, on every `import orchestra`.
-DEFAULT_AGENT = Agent.model_construct(
-    name="assistant",
-    description="general-purpose agent: researches, analyses, writes, answers any sub-task",
-)
-"""The agent an Orchestra gets when it is given none."""
+__all__ = ["Orchestra"]
 
 
 def _require_task(task: str) -> str:
@@ -85,48 +74,6 @@ def _require_task(task: str) -> str:
     if not task.strip():
         raise PlanError("the task is empty; say what the boss should plan")
     return task
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _journal(journal: str | os.PathLike[str] | Journal | bool | None) -> Journal | None:
-    if isinstance(journal, Journal):
-        return journal
-    if journal is True:
-        path = default_journal_path()
-        return None if path is None else Journal(path)
-    if journal is None or journal is False:
-        return None
-    return Journal(journal)
-
-
-def _cache(cache: bool | Cache | None) -> Cache | None:
-    """The cache's settings with its path resolved: given, `$ORCHESTRA_CACHE`, or beside the
-    default journal."""
-    if cache is None or cache is False:
-        return None
-    settings = Cache() if cache is True else cache
-    if settings.path is not None:
-        return settings
-    place = os.environ.get("ORCHESTRA_CACHE")
-    if place is None:
-        journal = default_journal_path()
-        folder = journal.parent if journal is not None else Path.cwd() / ".orchestra"
-        place = str(folder / "cache.sqlite")
-    return settings.model_copy(update={"path": str(Path(place).expanduser().absolute())})
-
-
-def _bound(backend: Backend | None, runner: NodeRunner) -> Backend:
-    """The backend nodes run on, given this Orchestra's node runner: a backend that runs
-    nodes elsewhere (Ray) takes its models, agents and router from it (`bind`)."""
-    if backend is None:
-        return LocalBackend(runner)
-    bind = getattr(backend, "bind", None)
-    if callable(bind):
-        bind(runner)
-    return backend
 
 
 class Orchestra:
@@ -189,42 +136,27 @@ class Orchestra:
             ConfigError: an unknown boss or pinned model, duplicate agent names, or bad limits.
         """
         self.models = models if isinstance(models, Constellation) else Constellation(models)
-        self.agents: dict[str, Agent] = {}
-        for agent in agents or (DEFAULT_AGENT,):
-            if agent.name in self.agents:
-                raise ConfigError(f"two agents are named {agent.name!r}; names must be unique")
-            if agent.model is not None and agent.model not in self.models:
-                raise ConfigError(
-                    f"agent {agent.name!r} is pinned to unknown model {agent.model!r}; "
-                    f"known models: {', '.join(self.models.names)}"
-                )
-            self.agents[agent.name] = agent
-        if not self.agents:
-            self.agents[DEFAULT_AGENT.name] = DEFAULT_AGENT
+        self.agents: dict[str, Agent] = agents_by_name(agents, self.models)
         if boss is not None and boss not in self.models:
             raise ConfigError(
                 f"boss {boss!r} is not a model of the constellation; "
                 f"known models: {', '.join(self.models.names)}"
             )
-        if max_parallel is not None and max_parallel < 1:
-            raise ConfigError(f"max_parallel must be at least 1, not {max_parallel}")
-        if max_concurrent_calls is not None and max_concurrent_calls < 1:
-            raise ConfigError(
-                f"max_concurrent_calls must be at least 1, not {max_concurrent_calls}"
-            )
-        if plan_attempts < 1:
-            raise ConfigError(f"plan_attempts must be at least 1, not {plan_attempts}")
+        check_limits(
+            max_parallel=max_parallel,
+            max_concurrent_calls=max_concurrent_calls,
+            plan_attempts=plan_attempts,
+            max_replans=max_replans,
+        )
         self.boss = boss
         self.router: RoutingPolicy = router or Cheapest()
         self.budget = budget or Budget()
         self.max_parallel = max_parallel
         self.plan_attempts = plan_attempts
-        if max_replans < 0:
-            raise ConfigError(f"max_replans must be 0 or more, not {max_replans}")
         self.max_replans = max_replans
-        self.journal: Journal | None = _journal(journal)
+        self.journal: Journal | None = resolve_journal(journal)
         """Where runs are recorded (None: nowhere, and runs cannot be resumed)."""
-        self.cache: Cache | None = _cache(cache)
+        self.cache: Cache | None = resolve_cache(cache)
         """The response cache's settings (None: no cache)."""
         self._sinks: list[EventSink] = [on_event] if on_event is not None else []
         # litellm takes seconds to import: start now, off the critical path; runs wait for it
@@ -249,7 +181,7 @@ class Orchestra:
             calls=self._calls,
             breakers=self.breakers,
         )
-        self.backend: Backend = _bound(backend, self._runner)
+        self.backend: Backend = bound_backend(backend, self._runner)
         """Where nodes run (default: this process)."""
 
     # -- events -----------------------------------------------------------------------------
@@ -369,8 +301,11 @@ class Orchestra:
         run_id = run_id_or_new(run_id)
         planned = Planned(_require_task(task), self._planner())
         await litellm_ready()
-        context = self._context(run_id, budget, _now(), inputs or {}, planned)
-        return await self._recorded(context, self._planned_run)
+        context = self._context(run_id, budget, utc_now(), inputs or {}, planned)
+        return await self._recorded(context, self._plan_and_execute)
+
+    async def _plan_and_execute(self, context: RunContext) -> RunResult:
+        return await self._driver().plan_and_execute(context)
 
     def _context(
         self,
@@ -390,63 +325,6 @@ class Orchestra:
             account.charge(usd=spent.cost_usd, tokens=spent.total_tokens, estimated=spent.estimated)
         return RunContext(
             run_id, effective, started, inputs, planned, replans=replans, account=account
-        )
-
-    async def _planned_run(self, context: RunContext) -> RunResult:
-        """The body of `run`: the boss plans the task, then the plan runs."""
-        run_id, budget = context.run_id, context.budget
-        if context.planned is None:  # pragma: no cover - `run` and `resume` set it
-            raise ConfigError("a planned run needs its task")
-        task, planner = context.planned.task, context.planned.planner
-        self._emit(RunStarted(run_id=run_id, task=task))
-        driver = self._driver()
-        if self.models[planner.boss].stream:
-            try:
-                return await driver.execute(context, context.planned)
-            except (NodeFailed, BudgetExceeded):
-                raise  # the driver reported the run's end
-            except OrchestraError as exc:
-                raise self._planning_failed(context, Usage(), exc) from exc.__cause__
-        site = context.planning_site(self._emit)
-        answer = None
-        with anyio.move_on_after(budget.max_seconds or math.inf):
-            try:
-                answer = await planner.plan(task, site=site, inputs=list(context.inputs))
-            except OrchestraError as exc:
-                raise self._planning_failed(context, site.spent, exc) from exc.__cause__
-        if answer is None:
-            stopped = BudgetRefused(
-                f"run {run_id} hit max_seconds={budget.max_seconds} while the boss was planning",
-                limit="max_seconds",
-                account=f"run {run_id}",
-            )
-            raise self._planning_failed(context, site.spent, stopped)
-        plan, completions = answer
-        return await driver.execute(context, plan, spent=usage_of(completions))
-
-    def _planning_failed(
-        self, context: RunContext, spent: Usage, exc: OrchestraError
-    ) -> OrchestraError:
-        """The error to raise for a run that ended while the boss was planning, with what the
-        boss cost reported (a spent budget becomes `BudgetExceeded`)."""
-        run_id, started = context.run_id, context.started
-        cost = max(spent.cost_usd, context.account.spent_usd)
-        seconds = (_now() - started).total_seconds()
-        if not isinstance(exc, BudgetRefused):
-            self._emit(RunFinished(run_id=run_id, status="failed", cost_usd=cost, seconds=seconds))
-            return exc
-        schedule = Schedule(usage=spent, stopped=exc.limit)
-        result = self._driver().result(run_id, None, schedule, started)
-        self._emit(
-            BudgetStopped(run_id=run_id, limit=exc.limit, cost_usd=cost, tokens=spent.total_tokens)
-        )
-        self._emit(
-            RunFinished(run_id=run_id, status="budget_exceeded", cost_usd=cost, seconds=seconds)
-        )
-        return BudgetExceeded(
-            f"run {run_id} stopped while the boss was planning: {exc}",
-            limit=exc.limit,
-            result=result,
         )
 
     def run_sync(
@@ -529,7 +407,7 @@ class Orchestra:
             plan, agents=self.agents.keys(), models=self.models.names, inputs=(inputs or {}).keys()
         )
         await litellm_ready()
-        started = _now()
+        started = utc_now()
         context = self._context(run_id, budget, started, inputs or {})
 
         async def body(context: RunContext) -> RunResult:
@@ -556,7 +434,7 @@ class Orchestra:
         """This Orchestra running its nodes on `backend`: models, agents, router, journal,
         admission and event sinks are shared with this one (`map(backend=...)` uses it)."""
         twin = copy.copy(self)
-        twin.backend = _bound(backend, self._runner)
+        twin.backend = bound_backend(backend, self._runner)
         return twin
 
     # -- batches ----------------------------------------------------------------------------
@@ -751,7 +629,7 @@ class Orchestra:
         context = self._context(
             run_id,
             budget or stored.budget,
-            _now(),
+            utc_now(),
             stored.inputs,
             planned,
             replans=stored.replans,
@@ -760,7 +638,7 @@ class Orchestra:
 
         async def body(context: RunContext) -> RunResult:
             if stored.plan is None:
-                return await self._planned_run(context)  # stopped before the plan was recorded
+                return await self._plan_and_execute(context)  # no plan was recorded
             self._emit(RunStarted(run_id=run_id, task=stored.task))
             seed = (stored.seed_tasks, stored.results)
             return await self._driver().execute(context, stored.plan, spent=stored.spent, seed=seed)

@@ -4,12 +4,13 @@ attempts) and `orchestra resume RUN_ID` (continue a stopped, crashed or failed r
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from orchestra._clock import utc_now
 from orchestra.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -68,7 +69,7 @@ def _journal(args: argparse.Namespace) -> Journal:
 
 
 def _age(when: datetime) -> str:
-    seconds = max(0.0, (datetime.now(timezone.utc) - when).total_seconds())
+    seconds = max(0.0, (utc_now() - when).total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds / size:.0f}{unit} ago"

@@ -1,22 +1,33 @@
-"""The run driver: one run's DAG through the scheduler, replanning, and its outcome.
+"""The run driver: one run's planning, its DAG through the scheduler, replanning, and its
+outcome.
 
-The `Orchestra` is configuration and entry points; this module does the running: it builds the
-node runner and the scheduler, streams a plan into a running DAG, replans what is left after a
-failure (with loop guards), and turns the schedule into a `RunResult` or a typed error.
+The `Orchestra` is configuration and entry points; this module does the running: it has the
+boss plan a task (and reports what a failed planning cost), builds the scheduler, streams a
+plan into a running DAG, replans what is left after a failure (with loop guards), and turns
+the schedule into a `RunResult` or a typed error.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Protocol
 
 import anyio
 
+from orchestra._clock import utc_now
 from orchestra.agents import Agent
-from orchestra.errors import BudgetExceeded, JournalError, NodeFailed, PlanError
+from orchestra.errors import (
+    BudgetExceeded,
+    ConfigError,
+    JournalError,
+    NodeFailed,
+    OrchestraError,
+    PlanError,
+)
 from orchestra.events import (
     PLAN_TASK,
     BudgetStopped,
@@ -24,6 +35,7 @@ from orchestra.events import (
     PlanReady,
     Replanned,
     RunFinished,
+    RunStarted,
 )
 from orchestra.execution.backends import Backend
 from orchestra.execution.durations import Durations
@@ -32,7 +44,7 @@ from orchestra.execution.scheduler import RunNode, Schedule, Scheduler
 from orchestra.execution.work import NodeWork, RunScope
 from orchestra.memory import Notes
 from orchestra.models.admission import PLANNING
-from orchestra.models.budget import Account, Budget
+from orchestra.models.budget import Account, Budget, BudgetRefused
 from orchestra.models.calls import AnswerCache, CallKeys, CallSite
 from orchestra.models.client import Completion
 from orchestra.models.constellation import Constellation
@@ -42,10 +54,6 @@ from orchestra.planning.replan import LoopGuard, restated, survivors
 from orchestra.results import NodeResult, RunResult, Usage
 
 __all__ = ["Planned", "RunContext", "RunDriver", "RunJournal", "final_output", "usage_of"]
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def usage_of(completions: Iterable[Completion]) -> Usage:
@@ -163,7 +171,7 @@ class RunDriver:
     def _scheduler(self, context: RunContext, scope: RunScope, spent: Usage) -> Scheduler:
         left = context.budget.max_seconds
         if left is not None:
-            left = max(left - (_now() - context.started).total_seconds(), 1e-3)
+            left = max(left - (utc_now() - context.started).total_seconds(), 1e-3)
         backend = self.backend
 
         async def run_node(work: NodeWork) -> Any:
@@ -303,6 +311,63 @@ class RunDriver:
             schedule = await scheduler.run()
         return self._finish(context, plan, schedule)
 
+    async def plan_and_execute(self, context: RunContext) -> RunResult:
+        """A planned run: the boss plans `context.planned.task`, then the plan runs. A run that
+        ends while the boss plans reports what the boss cost (a spent budget: `BudgetExceeded`).
+        """
+        run_id, budget = context.run_id, context.budget
+        if context.planned is None:  # pragma: no cover - `run` and `resume` set it
+            raise ConfigError("a planned run needs its task")
+        task, planner = context.planned.task, context.planned.planner
+        self.emit(RunStarted(run_id=run_id, task=task))
+        if self.models[planner.boss].stream:
+            try:
+                return await self.execute(context, context.planned)
+            except (NodeFailed, BudgetExceeded):
+                raise  # the run's end is reported
+            except OrchestraError as exc:
+                raise self._planning_failed(context, Usage(), exc) from exc.__cause__
+        site = context.planning_site(self.emit)
+        answer = None
+        with anyio.move_on_after(budget.max_seconds or math.inf):
+            try:
+                answer = await planner.plan(task, site=site, inputs=list(context.inputs))
+            except OrchestraError as exc:
+                raise self._planning_failed(context, site.spent, exc) from exc.__cause__
+        if answer is None:
+            stopped = BudgetRefused(
+                f"run {run_id} hit max_seconds={budget.max_seconds} while the boss was planning",
+                limit="max_seconds",
+                account=f"run {run_id}",
+            )
+            raise self._planning_failed(context, site.spent, stopped)
+        plan, completions = answer
+        return await self.execute(context, plan, spent=usage_of(completions))
+
+    def _planning_failed(
+        self, context: RunContext, spent: Usage, exc: OrchestraError
+    ) -> OrchestraError:
+        """The error to raise for a run that ended while the boss was planning, with what the
+        boss cost reported (a spent budget becomes `BudgetExceeded`)."""
+        run_id, started = context.run_id, context.started
+        cost = max(spent.cost_usd, context.account.spent_usd)
+        seconds = (utc_now() - started).total_seconds()
+        if not isinstance(exc, BudgetRefused):
+            self.emit(RunFinished(run_id=run_id, status="failed", cost_usd=cost, seconds=seconds))
+            return exc
+        result = self.result(run_id, None, Schedule(usage=spent, stopped=exc.limit), started)
+        self.emit(
+            BudgetStopped(run_id=run_id, limit=exc.limit, cost_usd=cost, tokens=spent.total_tokens)
+        )
+        self.emit(
+            RunFinished(run_id=run_id, status="budget_exceeded", cost_usd=cost, seconds=seconds)
+        )
+        return BudgetExceeded(
+            f"run {run_id} stopped while the boss was planning: {exc}",
+            limit=exc.limit,
+            result=result,
+        )
+
     def _finish(self, context: RunContext, plan: Plan | None, schedule: Schedule) -> RunResult:
         run_id, budget = context.run_id, context.budget
         result = self.result(run_id, plan, schedule, context.started)
@@ -363,5 +428,5 @@ class RunDriver:
             nodes=schedule.nodes,
             usage=schedule.usage,
             started=started,
-            finished=_now(),
+            finished=utc_now(),
         )

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import anyio
 
+from orchestra._clock import utc_now
 from orchestra.agents import Agent
 from orchestra.checks import Answer, AskModel, CheckContext, latest_answer, shorten
 from orchestra.errors import ConfigError, ModelError, OrchestraError
@@ -36,10 +36,6 @@ from orchestra.routing.estimate import price
 from orchestra.tools import Tool
 
 __all__ = ["NodeRunner", "as_text"]
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 # At most this many rounds of models per node, whatever the routing policy asks.
@@ -202,7 +198,7 @@ class _NodeRun:
 
     async def run(self, task: Task, outputs: Mapping[str, Any]) -> NodeOutcome:
         """Run `task` given the outputs of the tasks it depends on."""
-        started = _now()
+        started = utc_now()
         agent = self.agents[task.agent]
         tally = _Tally()
         attempts = self.site.attempts
@@ -243,7 +239,7 @@ class _NodeRun:
                     model=model,
                     usage=self.site.spent,
                     started=started,
-                    finished=_now(),
+                    finished=utc_now(),
                     attempts=tuple(attempts),
                     route=route,
                 )
@@ -255,7 +251,7 @@ class _NodeRun:
                 model=model,
                 usage=self.site.spent,
                 started=started,
-                finished=_now(),
+                finished=utc_now(),
                 attempts=tuple(attempts),
                 error=str(exc),
                 route=route,

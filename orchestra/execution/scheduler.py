@@ -16,11 +16,11 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from orchestra._clock import utc_now
 from orchestra.errors import OrchestraError
 from orchestra.events import EventSink, MapExpanded, NodeFinished, NodeStarted
 from orchestra.execution.durations import Durations
@@ -211,7 +211,7 @@ class Scheduler:
 
     def _map(self, task: Task, source: str) -> None:
         """Expand a map task into its items, or join them once they are all done."""
-        now = datetime.now(timezone.utc)
+        now = utc_now()
         done = self._expanded.get(task.id)
         if done is not None:
             joined = [self._result.nodes[child].output for child in done]
@@ -272,7 +272,7 @@ class Scheduler:
         try:
             outcome = await self._run_node(work)
         except Exception as exc:  # a bug in a policy or hook fails the node, not the task group
-            now = datetime.now(timezone.utc)
+            now = utc_now()
             task = work.task
             outcome = NodeOutcome(
                 NodeResult(

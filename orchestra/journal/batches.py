@@ -13,11 +13,11 @@ import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Literal
 
 import anyio
 
+from orchestra._clock import utc_stamp
 from orchestra.errors import JournalError
 from orchestra.journal.lease import HEARTBEAT_SECONDS, Lease, read_lease
 from orchestra.journal.sessions import claiming
@@ -30,10 +30,6 @@ __all__ = ["BatchBook", "RunState", "StoredBatch", "index_of", "run_id_of"]
 RunState = Literal["new", "resume", "done", "failed"]
 """Where one run of a batch stands: never recorded (`new`); recorded but unfinished,
 interrupted or stopped (`resume`); succeeded (`done`); failed or over its budget (`failed`)."""
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
 
 
 def run_id_of(batch_id: str, index: int) -> str:
@@ -143,7 +139,7 @@ class BatchBook:
                     "batch_id",
                     path=str(journal.path),
                 )
-            now = _now()
+            now = utc_stamp()
             conn.execute(
                 "INSERT INTO batches (batch_id, plan, task, size, budget, concurrency, started, "
                 "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -192,7 +188,7 @@ class BatchBook:
             states = _states(conn, batch_id, int(size), has_plan=plan_json is not None)
             conn.execute(
                 "UPDATE batches SET sessions = sessions + 1, updated = ? WHERE batch_id = ?",
-                (_now(), batch_id),
+                (utc_stamp(), batch_id),
             )
         stored = StoredBatch(
             batch_id=batch_id,
@@ -240,7 +236,7 @@ class BatchBook:
         try:
             conn.execute("BEGIN")
             conn.execute(
-                "UPDATE batches SET updated = ? WHERE batch_id = ?", (_now(), self.batch_id)
+                "UPDATE batches SET updated = ? WHERE batch_id = ?", (utc_stamp(), self.batch_id)
             )
             self._lease.release(conn, key)
             conn.execute("COMMIT")

@@ -22,11 +22,12 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime
 
 import anyio
 import anyio.lowlevel
 
+from orchestra._clock import utc_stamp
 from orchestra.agents import Agent
 from orchestra.errors import BudgetExceeded, JournalError, NodeFailed
 from orchestra.events import (
@@ -51,10 +52,6 @@ from orchestra.plan import Plan, Task
 from orchestra.results import NodeResult, RunResult, Usage
 
 __all__ = ["RunRecorder"]
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
 
 
 def _open_cache(cache: Cache | None) -> ResponseCache | None:
@@ -228,7 +225,7 @@ class RunRecorder:
     def _run_totals(self, conn: sqlite3.Connection) -> None:
         conn.execute(
             "UPDATE runs SET cost_usd = ?, planning = ?, updated = ? WHERE run_id = ?",
-            (self._cost, self._planning.model_dump_json(), _now(), self.run_id),
+            (self._cost, self._planning.model_dump_json(), utc_stamp(), self.run_id),
         )
 
     def record_plan(self, plan: Plan, *, failed_task: str | None = None) -> None:
@@ -249,7 +246,7 @@ class RunRecorder:
                         encoded,
                         "plan" if failed_task is None else "replan",
                         failed_task,
-                        _now(),
+                        utc_stamp(),
                     ),
                 )
                 self._run_totals(conn)
@@ -263,7 +260,8 @@ class RunRecorder:
         attempt = self._attempts.get(task.id, 0) + 1
         self._attempts[task.id] = attempt
         key = f"{self.run_id}:{task.id}:{attempt}"
-        row = (self.run_id, task.id, attempt, key, task.model_dump_json(), _now(), self._session)
+        started = utc_stamp()
+        row = (self.run_id, task.id, attempt, key, task.model_dump_json(), started, self._session)
 
         def write(conn: sqlite3.Connection) -> None:
             conn.execute(
@@ -318,7 +316,7 @@ class RunRecorder:
             status,
             None if result is None else _result_json(result),
             0.0 if result is None else result.cost_usd,
-            _now(),
+            utc_stamp(),
             self.run_id,
             task_id,
             attempt,
@@ -532,8 +530,8 @@ class RunRecorder:
                     "planning = ? WHERE run_id = ?",
                     (
                         status,
-                        _now(),
-                        _now(),
+                        utc_stamp(),
+                        utc_stamp(),
                         self._cost,
                         self._planning.model_dump_json(),
                         self.run_id,

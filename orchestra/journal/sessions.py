@@ -11,9 +11,10 @@ import json
 import sqlite3
 from collections.abc import Generator, Iterable, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from orchestra._clock import utc_stamp
 from orchestra.agents import Agent
 from orchestra.errors import JournalError
 from orchestra.journal.lease import Lease, read_lease
@@ -24,10 +25,6 @@ from orchestra.models.constellation import Constellation
 from orchestra.models.spec import ModelSpec
 
 __all__ = ["claiming", "new_run", "public_spec", "take_run"]
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
 
 
 def public_spec(spec: ModelSpec) -> dict[str, Any]:
@@ -111,7 +108,7 @@ def new_run(
                 json.dumps(team),
                 budget.model_dump_json(),
                 started.isoformat(),
-                _now(),
+                utc_stamp(),
             ),
         )
     return conn, lease
@@ -143,6 +140,6 @@ def take_run(journal: Journal, run_id: str) -> tuple[sqlite3.Connection, Lease, 
         conn.execute(
             "UPDATE runs SET status = 'running', sessions = sessions + 1, updated = ?, "
             "finished = NULL WHERE run_id = ?",
-            (_now(), run_id),
+            (utc_stamp(), run_id),
         )
     return conn, lease, stored, float(cost)

@@ -28,9 +28,9 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from orchestra._clock import utc_now
 from orchestra.errors import ConfigError, ModelError
 from orchestra.events import ConcurrencyRestored, EventSink, ModelCalled, RateLimited
 from orchestra.models.admission import Admission, Ticket
@@ -47,10 +47,6 @@ __all__ = ["AnswerCache", "CallKeys", "CallRequest", "CallSite", "ModelCalls"]
 
 def _ignore(_event: object) -> None:
     return None
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class AnswerCache(Protocol):
@@ -197,7 +193,7 @@ class ModelCalls:
         cache = site.cache
         hit = cache.get(self.models[model], request.messages, request.tools) if cache else None
         if hit is not None:
-            now = _now()
+            now = utc_now()
             site.attempts.append(Attempt(model=hit.model, started=now, finished=now, cached=True))
             site.emit(
                 ModelCalled(
@@ -386,7 +382,7 @@ class ModelCalls:
                 1 + self._rng.uniform(-policy.jitter, policy.jitter)
             )
         self.admission.rate_limited(ticket, pause)
-        now = _now()
+        now = utc_now()
         site.attempts.append(
             Attempt(
                 model=spec.name,

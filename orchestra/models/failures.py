@@ -20,11 +20,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from orchestra._base import SECRET_NAME, USERINFO
+from orchestra._clock import utc_now
 from orchestra._untrusted import valid_text
 from orchestra.errors import ModelError
 from orchestra.models.loader import load_litellm
@@ -112,7 +112,7 @@ def _retry_after(exc: BaseException) -> float | None:
         when = email.utils.parsedate_to_datetime(str(value))
     except (TypeError, ValueError):
         return None
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    return max(0.0, (when - utc_now()).total_seconds())
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -30,13 +30,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import anyio
 from pydantic import Field
 
 from orchestra._base import Frozen
+from orchestra._clock import utc_now
 from orchestra.errors import ModelError
 from orchestra.events import (
     BreakerChanged,
@@ -109,10 +110,6 @@ def within(seconds: float | None) -> AbstractContextManager[object]:
     if seconds is None or math.isinf(seconds):
         return nullcontext()
     return anyio.fail_after(seconds)
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass
@@ -281,7 +278,7 @@ class Resilience:
         breaker = self.breakers.get(spec.name, spec.breaker)
         before = breaker.state
         if not breaker.allow():
-            self._record(context, spec.name, _now(), "circuit open: skipped", None)
+            self._record(context, spec.name, utc_now(), "circuit open: skipped", None)
             # With a fallback left, skip to it at once; as the last model, wait for the probe
             # instead of failing the node (a retry after the rest of the cool-down).
             wait = max(breaker.cooldown_left(), spec.breaker.cooldown * 0.1)
@@ -292,7 +289,7 @@ class Resilience:
                 retry_after=wait if last_resort else None,
             )
         self._breaker_event(context, spec.name, breaker, before)
-        started, clock = _now(), self._clock()
+        started, clock = utc_now(), self._clock()
         try:
             if call.hedge is None:
                 completion = await call.send(spec)
@@ -380,7 +377,7 @@ class Resilience:
                 loser_spec.name, input_tokens=tokens, output_tokens=0, cost_usd=cost
             )
             self._record(
-                context, loser_spec.name, _now(), "cancelled: the hedge race was lost", None
+                context, loser_spec.name, utc_now(), "cancelled: the hedge race was lost", None
             )
             context.emit(
                 HedgeWon(
@@ -413,7 +410,7 @@ class Resilience:
             Attempt(
                 model=model,
                 started=started,
-                finished=_now(),
+                finished=utc_now(),
                 error=error,
                 status_code=status,
                 finish_reason=finish_reason,

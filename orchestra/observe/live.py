@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from types import TracebackType
 from typing import final
 
@@ -24,6 +24,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from orchestra._clock import utc_now
 from orchestra.events import (
     BudgetStopped,
     Event,
@@ -62,10 +63,6 @@ _COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
 )
 _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 _PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan")
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _first_line(text: str, limit: int = 160) -> str:
@@ -128,7 +125,7 @@ class LiveView:
         *,
         budget: Budget | None = None,
         refresh_per_second: float = 8.0,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.console = console or Console()
         self.budget = budget

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, cast, final
 
+from orchestra._clock import utc_now
 from orchestra.events import (
     Event,
     ModelCalled,
@@ -177,7 +178,7 @@ class OpenTelemetrySink:
         """End the spans of runs that never finished (a run whose boss failed to plan)."""
         for run_id in list(self._runs):
             spans = self._runs.pop(run_id)
-            now = _ns(datetime.now(timezone.utc))
+            now = _ns(utc_now())
             for span in [*spans.nodes.values(), *([spans.plan] if spans.plan else [])]:
                 span.end(end_time=now)
             spans.run.set_status(self._status(error=True, description="the run did not finish"))
