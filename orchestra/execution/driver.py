@@ -217,8 +217,11 @@ class RunDriver:
             async def drive() -> None:
                 nonlocal schedule
                 schedule = await scheduler.run()
-                # A run that stopped early (failure, budget) needs no more of the plan.
-                group.cancel_scope.cancel()
+                # A run that stopped early (budget, deadline, a failure it cannot replan) needs
+                # no more of the plan. One that will replan lets the boss finish: its plan is
+                # what the replan extends, and its call, paid for either way, is counted.
+                if schedule.failed is None or context.replans >= self.max_replans:
+                    group.cancel_scope.cancel()
 
             group.start_soon(drive)
             try:
@@ -240,6 +243,8 @@ class RunDriver:
                 scheduler.close()
         if failure is not None:
             raise failure
+        if plan is not None and schedule.failed is not None:  # the plan outgrew the schedule
+            schedule.not_run = [t.id for t in plan.tasks if t.id not in schedule.nodes]
         if plan is None and scheduler.tasks:
             plan = Plan(tasks=scheduler.tasks)
         return plan, schedule
@@ -274,16 +279,24 @@ class RunDriver:
             if context.recorder is not None and context.recorder.broken is not None:
                 break  # no boss call whose plan could not be recorded
             failed = schedule.nodes[schedule.failed]
-            new, completions = await context.planned.planner.replan(
-                context.planned.task,
-                plan=plan,
-                nodes=schedule.nodes,
-                failed=schedule.failed,
-                error=failed.error or "",
-                not_run=schedule.not_run,
-                site=context.planning_site(self.emit),
-                inputs=list(context.inputs),
-            )
+            site = context.planning_site(self.emit)
+            try:
+                new, completions = await context.planned.planner.replan(
+                    context.planned.task,
+                    plan=plan,
+                    nodes=schedule.nodes,
+                    failed=schedule.failed,
+                    error=failed.error or "",
+                    not_run=schedule.not_run,
+                    site=site,
+                    inputs=list(context.inputs),
+                )
+            except BudgetRefused as exc:
+                # No budget left to ask the boss: the run ends on its failure, with what the
+                # boss cost so far (an answer it rejected) counted and the stop reported.
+                schedule.usage = schedule.usage + site.spent
+                schedule.stopped = exc.limit
+                break
             # Unstarted work that does not need the failure runs as planned, with the new.
             alive = survivors(plan, schedule.nodes)
             fresh = restated(new, alive)

@@ -4,6 +4,9 @@ budgets, provider faults and concurrent runs, driven by hypothesis through the r
 from __future__ import annotations
 
 import random
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import anyio
 import pytest
@@ -11,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import orchestra as oc
+from orchestra.events import PLAN_TASK
 from orchestra.models.tokens import prompt_tokens
 from orchestra.testing import FakeFailure, FakeModel, FakeReply, FakeRequest
 
@@ -52,23 +56,58 @@ def plans(draw: st.DrawFn) -> oc.Plan:
     return oc.Plan(tasks=tasks)
 
 
-def honest(seed: int, fault_rate: float, outputs: dict[str, int]) -> object:
+@dataclass
+class Provider:
     """A provider whose answers cost what orchestra expects once it has seen one: prompt
     tokens counted the same way, a fixed answer length per model within max_tokens (so the
-    first estimate, max_tokens, is high and later ones exact); some 429s and 500s."""
-    rng = random.Random(seed)
+    first estimate, max_tokens, is high and later ones exact); some 429s and 500s. It keeps
+    the bill: every answer it gave, by task id, and the tokens and dollars it charged.
 
-    def answer(request: FakeRequest) -> FakeReply | FakeFailure:
-        roll = rng.random()
-        if roll < fault_rate / 2:
+    `plans` are the boss's answers, in order (the last repeats); `doomed` tasks fail for good
+    (a 400); `hold` (when set) makes every call from then on wait forever, unanswered."""
+
+    seed: int
+    fault_rate: float
+    outputs: Mapping[str, int]
+    specs: Mapping[str, oc.ModelSpec] = field(default_factory=dict[str, oc.ModelSpec])
+    plans: Sequence[str] = ()
+    doomed: Collection[str] = ()
+    hold: anyio.Event | None = None
+    answered: Counter[str] = field(default_factory=Counter[str])
+    tokens: int = 0
+    usd: float = 0.0
+    on_hold: Callable[[], None] = lambda: None
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._plans_given = 0
+
+    async def __call__(self, request: FakeRequest) -> FakeReply | FakeFailure:
+        """Answer one request (the FakeModel's handler)."""
+        if self.hold is not None and self.hold.is_set():
+            self.on_hold()
+            await anyio.sleep_forever()
+        roll = self._rng.random()
+        if roll < self.fault_rate / 2:
             return FakeFailure(429, retry_after=0)
-        if roll < fault_rate:
+        if roll < self.fault_rate:
             return FakeFailure(500)
-        content = '["p", "q", "r", "s"]' if request.task_id == "items" else "done"
+        task_id = request.task_id or ""
+        if task_id in self.doomed:
+            return FakeFailure(400)
+        if request.agent == "plan":
+            content = self.plans[min(self._plans_given, len(self.plans) - 1)]
+            self._plans_given += 1
+        else:
+            content = '["p", "q", "r", "s"]' if task_id == "items" else "done"
         used = prompt_tokens(request.messages, request.tools)
-        return FakeReply(content, input_tokens=used, output_tokens=outputs[request.model])
-
-    return answer
+        written = self.outputs[request.model]
+        self.answered[task_id] += 1
+        self.tokens += used + written
+        spec = self.specs.get(request.model)
+        if spec is not None:
+            self.usd += spec.cost(input_tokens=used, output_tokens=written)
+        return FakeReply(content, input_tokens=used, output_tokens=written)
 
 
 @pytest.mark.slow
@@ -102,7 +141,7 @@ def test_a_usd_budget_holds_whatever_else_happens(
     """When no call costs more than it was estimated, no run, task or map budget is ever
     exceeded — under per-model and global caps, map nodes, task budgets, 429s and 500s, and
     runs sharing one Orchestra at once — and a run that stops keeps every node that finished."""
-    fake = FakeModel(handler=honest(seed, fault_rate, {"m1": outputs[0], "m2": outputs[1]}))  # type: ignore[arg-type]
+    fake = FakeModel(handler=Provider(seed, fault_rate, {"m1": outputs[0], "m2": outputs[1]}))
     specs = [
         oc.ModelSpec(
             name=name,
@@ -148,3 +187,135 @@ def test_a_usd_budget_holds_whatever_else_happens(
             assert sum(n.cost_usd for n in items) <= each.budget.max_usd + 1e-12
         for node in result.nodes.values():
             assert node.ok == (node.error is None)
+
+
+def constellation(
+    fake: FakeModel,
+    prices: Sequence[float],
+    caps: Sequence[int | None],
+    *,
+    stream: bool = False,
+) -> dict[str, oc.ModelSpec]:
+    """The boss and two workers (m1 for agent `a`, m2 for `b`), priced and capped as drawn."""
+    return {
+        name: oc.ModelSpec(
+            name=name,
+            model=fake.model(name),
+            input_cost=prices[i],
+            output_cost=prices[(i + 1) % 3],
+            max_concurrency=caps[i],
+            litellm_params={"max_tokens": MAX_TOKENS},
+            retry=oc.RetryPolicy(max_retries=1, backoff=0),
+            stream=stream and name == "boss",
+        )
+        for i, name in enumerate(["boss", "m1", "m2"])
+    }
+
+
+AGENTS = [oc.Agent(name="a", model="m1"), oc.Agent(name="b", model="m2")]
+TYPED = (oc.BudgetExceeded, oc.NodeFailed, oc.PlanError, oc.ModelError)
+"""How a planned run may end other than with a result (a boss that fails for good: ModelError)."""
+
+
+@st.composite
+def replans(draw: st.DrawFn, count: int) -> list[oc.Plan]:
+    """`count` replans: each a chain of 1-3 new tasks, with new ids and new work."""
+    answers: list[oc.Plan] = []
+    for k in range(count):
+        tasks: list[oc.Task] = []
+        for i in range(draw(st.integers(1, 3))):
+            after = [tasks[-1].id] if tasks else []
+            prompt = " ".join([f"redo {k} {i}"] + [f"{{{d}}}" for d in after])
+            agent = draw(st.sampled_from(["a", "b"]))
+            tasks.append(oc.Task(id=f"r{k}_{i}", agent=agent, prompt=prompt, after=after))
+        answers.append(oc.Plan(tasks=tasks, output=tasks[-1].id))
+    return answers
+
+
+def usage_matches_the_bill(result: oc.RunResult, *bills: Provider) -> None:
+    """The run's usage is what the provider billed: every token, every dollar."""
+    assert result.usage.total_tokens == sum(bill.tokens for bill in bills)
+    assert result.cost_usd == pytest.approx(sum(bill.usd for bill in bills), rel=1e-9, abs=1e-15)
+
+
+@pytest.mark.slow
+@settings(max_examples=20, suppress_health_check=[HealthCheck.data_too_large])
+@given(
+    plan=plans(),
+    data=st.data(),
+    prices=st.tuples(st.floats(0.0, 500.0), st.floats(0.0, 500.0), st.floats(0.0, 500.0)),
+    caps=st.tuples(*[st.none() | st.integers(1, 3)] * 3),
+    global_cap=st.none() | st.integers(1, 4),
+    max_usd=st.floats(0.0005, 0.2),
+    max_replans=st.integers(1, 3),
+    fault_rate=st.sampled_from([0.0, 0.2]),
+    stream=st.booleans(),
+    seed=st.integers(0, 1000),
+    outputs=st.tuples(*[st.integers(1, MAX_TOKENS)] * 3),
+)
+def test_replans_keep_finished_work_and_the_budget(
+    plan: oc.Plan,
+    data: st.DataObject,
+    prices: tuple[float, float, float],
+    caps: tuple[int | None, int | None, int | None],
+    global_cap: int | None,
+    max_usd: float,
+    max_replans: int,
+    fault_rate: float,
+    stream: bool,
+    seed: int,
+    outputs: tuple[int, int, int],
+) -> None:
+    """A boss-planned run whose nodes fail for good and are replanned, under a USD budget,
+    per-model and global caps, task budgets and 429s/500s: the spending stays within the
+    budget (a provider never costs more than estimated), the boss's calls are in the run's
+    usage (it equals the provider's bill), a node that finished is kept and never run again,
+    and the run ends with a result or a typed error, never a hang."""
+    new_work = data.draw(replans(max_replans))
+    ids = [t.id for t in plan.tasks if t.map is None] + [t.id for p in new_work for t in p.tasks]
+    doomed = data.draw(st.sets(st.sampled_from(ids), min_size=1, max_size=3))
+    answers = [p.model_dump_json(exclude_defaults=True) for p in [plan, *new_work]]
+    fake = FakeModel()
+    specs = constellation(fake, prices, caps, stream=stream)
+    bill = Provider(
+        seed,
+        fault_rate,
+        dict(zip(["boss", "m1", "m2"], outputs, strict=True)),
+        specs,
+        plans=answers,
+        doomed=doomed,
+    )
+    fake.handler = bill
+    orch = oc.Orchestra(
+        models=list(specs.values()),
+        agents=AGENTS,
+        boss="boss",
+        max_replans=max_replans,
+        max_concurrent_calls=global_cap,
+        journal=None,
+    )
+    outcome: list[oc.RunResult | Exception] = []
+
+    async def main() -> None:
+        with anyio.fail_after(60):  # a hang detector, not a speed check
+            try:
+                outcome.append(await orch.run("work", budget=oc.Budget(max_usd=max_usd)))
+            except TYPED as stopped:
+                outcome.append(stopped)
+
+    try:
+        anyio.run(main, backend="asyncio")
+    finally:
+        fake.close()
+    [ended] = outcome
+    result = ended if isinstance(ended, oc.RunResult) else getattr(ended, "result", None)
+    ran = [task_id for task_id in bill.answered if task_id != PLAN_TASK]
+    assert all(bill.answered[task_id] == 1 for task_id in ran)  # never run again
+    if result is None:
+        return  # the boss failed for good, or gave no valid plan: nothing ran to report
+    assert result.cost_usd <= max_usd + 1e-12
+    usage_matches_the_bill(result, bill)
+    for task_id in ran:
+        assert result.nodes[task_id].ok  # finished before a replan: kept
+    for node in result.nodes.values():
+        assert node.ok == (node.error is None)
