@@ -285,7 +285,8 @@ class Scheduler:
 
     def _settle(self, node: str, outcome: NodeOutcome) -> None:
         result = outcome.result
-        self._result.usage = self._result.usage + result.usage
+        if not outcome.counted:
+            self._result.usage = self._result.usage + result.usage
         refused = outcome.error if isinstance(outcome.error, BudgetRefused) else None
         if refused is not None and not refused.account.startswith("task "):
             # The run's budget (not the task's own) refused a call: a stop, not a failure.

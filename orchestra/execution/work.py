@@ -60,6 +60,9 @@ class NodeOutcome:
 
     result: NodeResult
     error: BaseException | None = None
+    counted: bool = False
+    """The result was recorded in an earlier session (a resumed map's item replayed from the
+    journal): its usage is in the run's spending already."""
 
 
 @dataclass

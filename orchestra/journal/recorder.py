@@ -349,7 +349,8 @@ class RunRecorder:
             replayed = self._replay.pop(task.id, None)
             if replayed is not None and replayed[0] == task:
                 self._results[task.id] = replayed[1]
-                return NodeOutcome(replayed[1])  # recorded before: no call, no new record
+                # Recorded before: no call, no new record, and its cost counted already.
+                return NodeOutcome(replayed[1], counted=True)
             attempt, key, started = self._dispatch(task)
             await self._commit(started)
             try:

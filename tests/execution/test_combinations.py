@@ -4,9 +4,11 @@ budgets, provider faults and concurrent runs, driven by hypothesis through the r
 from __future__ import annotations
 
 import random
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
 import pytest
@@ -14,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import orchestra as oc
-from orchestra.events import PLAN_TASK
+from orchestra.events import PLAN_TASK, ModelCalled, NodeFinished
 from orchestra.models.tokens import prompt_tokens
 from orchestra.testing import FakeFailure, FakeModel, FakeReply, FakeRequest
 
@@ -319,3 +321,169 @@ def test_replans_keep_finished_work_and_the_budget(
         assert result.nodes[task_id].ok  # finished before a replan: kept
     for node in result.nodes.values():
         assert node.ok == (node.error is None)
+
+
+@dataclass
+class Stopper:
+    """Stops a run by cancellation once `after` nodes finished, driven by events: from then on
+    every call waits unanswered, and once one does and every answer the provider gave is
+    recorded (each answered node finished, each boss answer settled), `quiet` is set."""
+
+    bill: Provider
+    after: int
+    quiet: anyio.Event
+    finished: set[str] = field(default_factory=set[str])
+    boss_answers: int = 0
+    held: bool = False
+
+    def __call__(self, event: oc.Event) -> None:
+        """Take one event of the run."""
+        if isinstance(event, NodeFinished) and event.error is None:
+            self.finished.add(event.task_id)
+            if len(self.finished) >= self.after and self.bill.hold is not None:
+                self.bill.hold.set()
+        elif isinstance(event, ModelCalled) and event.task_id == PLAN_TASK and event.error is None:
+            self.boss_answers += 1
+        self.check()
+
+    def on_hold(self) -> None:
+        """A call arrived after the stop: it waits, unanswered."""
+        self.held = True
+        self.check()
+
+    def check(self) -> None:
+        """Set `quiet` once nothing answered is left unrecorded."""
+        answered = {t for t in self.bill.answered if t != PLAN_TASK}
+        if (
+            self.held
+            and answered <= self.finished
+            and self.boss_answers == self.bill.answered[PLAN_TASK]
+        ):
+            self.quiet.set()
+
+
+@pytest.mark.slow
+@settings(max_examples=20, suppress_health_check=[HealthCheck.data_too_large])
+@given(
+    plan=plans(),
+    data=st.data(),
+    planned=st.booleans(),
+    prices=st.tuples(st.floats(0.0, 500.0), st.floats(0.0, 500.0), st.floats(0.0, 500.0)),
+    caps=st.tuples(*[st.none() | st.integers(1, 3)] * 3),
+    global_cap=st.none() | st.integers(1, 4),
+    first_usd=st.floats(0.0005, 0.2),
+    resume_usd=st.floats(0.0005, 0.4),
+    stop_after=st.none() | st.integers(0, 6),
+    fault_rate=st.sampled_from([0.0, 0.2]),
+    seed=st.integers(0, 1000),
+    outputs=st.tuples(*[st.integers(1, MAX_TOKENS)] * 3),
+)
+def test_a_resumed_run_runs_nothing_twice_and_keeps_its_budget(
+    plan: oc.Plan,
+    data: st.DataObject,
+    planned: bool,
+    prices: tuple[float, float, float],
+    caps: tuple[int | None, int | None, int | None],
+    global_cap: int | None,
+    first_usd: float,
+    resume_usd: float,
+    stop_after: int | None,
+    fault_rate: float,
+    seed: int,
+    outputs: tuple[int, int, int],
+) -> None:
+    """A journaled run (planned by the boss or not) stopped part-way — by its budget, a node
+    failing for good, or cancellation after some nodes finished — then resumed by a new
+    Orchestra on the same journal with another budget: no node that succeeded is called again,
+    each node has at most one recorded success, both sessions together spend within the
+    resume's budget (USD counts the whole run; a first session that spent more than it leaves
+    the resume nothing) and the run's usage is what the provider billed over both sessions."""
+    ids = [t.id for t in plan.tasks if t.map is None]
+    doomed = data.draw(st.sets(st.sampled_from(ids), max_size=2))
+    answers = [plan.model_dump_json(exclude_defaults=True)]
+    volumes = dict(zip(["boss", "m1", "m2"], outputs, strict=True))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "runs.sqlite"
+        first, second = FakeModel(), FakeModel()
+        try:
+            specs = constellation(first, prices, caps)
+            bill = Provider(seed, fault_rate, volumes, specs, plans=answers, doomed=doomed)
+            first.handler = bill
+            again = constellation(second, prices, caps)
+            rebill = Provider(seed + 1, fault_rate, volumes, again, plans=answers)
+            second.handler = rebill
+
+            async def session() -> oc.RunResult | Exception | None:
+                stopper = Stopper(bill, stop_after or 0, anyio.Event())
+                bill.hold, bill.on_hold = anyio.Event(), stopper.on_hold
+                if stop_after == 0:
+                    bill.hold.set()
+                orch = oc.Orchestra(
+                    models=list(specs.values()),
+                    agents=AGENTS,
+                    boss="boss",
+                    max_replans=0,
+                    max_concurrent_calls=global_cap,
+                    journal=path,
+                    on_event=stopper if stop_after is not None else None,
+                )
+                budget = oc.Budget(max_usd=first_usd)
+                ended: list[oc.RunResult | Exception] = []
+                async with anyio.create_task_group() as group:
+
+                    async def drive() -> None:
+                        try:
+                            if planned:
+                                ended.append(await orch.run("work", run_id="r", budget=budget))
+                            else:
+                                ended.append(await orch.execute(plan, run_id="r", budget=budget))
+                        except TYPED as stopped:
+                            ended.append(stopped)
+                        group.cancel_scope.cancel()
+
+                    async def stop() -> None:
+                        await stopper.quiet.wait()
+                        group.cancel_scope.cancel()
+
+                    group.start_soon(drive)
+                    group.start_soon(stop)
+                return ended[0] if ended else None
+
+            async def main() -> tuple[oc.RunResult | Exception | None, oc.RunResult | Exception]:
+                with anyio.fail_after(60):  # a hang detector, not a speed check
+                    stopped = await session()
+                    orch = oc.Orchestra(
+                        models=list(again.values()),
+                        agents=AGENTS,
+                        boss="boss",
+                        max_concurrent_calls=global_cap,
+                        journal=path,
+                    )
+                    try:
+                        return stopped, await orch.resume("r", budget=oc.Budget(max_usd=resume_usd))
+                    except TYPED as ended:
+                        return stopped, ended
+
+            stopped, ended = anyio.run(main, backend="asyncio")
+            journal = oc.Journal(path)
+            records = journal.nodes("r")
+        finally:
+            first.close()
+            second.close()
+    first_result = (
+        stopped if isinstance(stopped, oc.RunResult) else getattr(stopped, "result", None)
+    )
+    if first_result is not None:
+        assert first_result.cost_usd <= first_usd + 1e-12
+        usage_matches_the_bill(first_result, bill)
+    kept = {r.task_id for r in records if r.status == "succeeded" and r.session == 1}
+    assert not kept & {call.task_id for call in second.calls}  # nothing succeeded runs again
+    successes = Counter(r.task_id for r in records if r.status == "succeeded")
+    assert all(count == 1 for count in successes.values())
+    result = ended if isinstance(ended, oc.RunResult) else getattr(ended, "result", None)
+    if result is None:
+        return  # the boss failed for good or planned nothing valid: no result to hold to
+    assert result.cost_usd <= max(resume_usd, bill.usd) + 1e-12
+    if bill.usd >= resume_usd:
+        assert rebill.usd == 0
+    usage_matches_the_bill(result, bill, rebill)

@@ -343,3 +343,25 @@ async def test_a_run_stopped_while_the_boss_planned_is_planned_on_resume(
     result = await _orch(other, team, boss="boss").resume("early")
     assert result.output == "again z"
     assert len(other.calls_for("plan")) == 1
+
+
+async def test_replayed_map_items_are_not_paid_twice(
+    fake: FakeModel, other: FakeModel, team: list[oc.Agent]
+) -> None:
+    """A resumed map's items replayed from the journal count once in the run's usage: it is
+    what the provider billed over both sessions."""
+    plan = oc.Plan(
+        tasks=[
+            oc.Task(id="list", agent="researcher", prompt="list"),
+            oc.Task(id="each", agent="researcher", prompt="do {item}", after=["list"], map="list"),
+        ]
+    )
+    fake.handler = lambda r: FakeReply(
+        "one\ntwo\nthree" if r.task_id == "list" else "out", input_tokens=10, output_tokens=1
+    )
+    orch = _orch(fake, team, max_parallel=1)
+    await _stop_at(orch, fake, "each__1", lambda: orch.execute(plan, run_id="map"))
+    other.handler = lambda r: FakeReply("again", input_tokens=10, output_tokens=1)
+    result = await _orch(other, team).resume("map")
+    assert [c.task_id for c in other.calls] == ["each__1", "each__2"]
+    assert result.usage.total_tokens == 11 * (2 + 2)  # list and each__0, then each__1, each__2
