@@ -15,10 +15,11 @@ its model calls: they wait in admission queues in the same order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 
 __all__ = [
+    "DagShape",
     "NodeTiming",
     "critical_path_priorities",
     "node_timings",
@@ -26,17 +27,71 @@ __all__ = [
 ]
 
 
-def _topological(dependents: Mapping[str, Set[str]], deps: Mapping[str, Set[str]]) -> list[str]:
-    pending = {node: len(deps[node]) for node in deps}
-    order = sorted(node for node, count in pending.items() if count == 0)
-    for node in order:  # the list grows while iterated: Kahn's algorithm
-        for child in sorted(dependents.get(node, ())):
-            pending[child] -= 1
-            if pending[child] == 0:
-                order.append(child)
-    if len(order) != len(deps):
-        raise ValueError("the graph has a cycle")
-    return order
+@dataclass(frozen=True)
+class DagShape:
+    """A DAG's structure, computed once and reused by every pass over new weights (the
+    scheduler recomputes priorities as it learns durations; the shape changes only when nodes
+    are added).
+
+    Example:
+        >>> shape = DagShape.of({"a": set(), "b": {"a"}})
+        >>> shape.priorities({"a": 1, "b": 2})
+        {'b': 2.0, 'a': 3.0}
+    """
+
+    deps: Mapping[str, Set[str]]
+    dependents: Mapping[str, Sequence[str]]
+    order: Sequence[str]
+    """A topological order: parents first, otherwise in the order the nodes were given."""
+
+    @classmethod
+    def of(cls, deps: Mapping[str, Set[str]]) -> DagShape:
+        """The shape of the DAG given by each node's dependencies (every node is a key).
+
+        Raises:
+            ValueError: the graph has a cycle.
+        """
+        dependents: dict[str, list[str]] = {node: [] for node in deps}
+        for node, parents in deps.items():
+            for parent in parents:
+                dependents[parent].append(node)
+        pending = {node: len(parents) for node, parents in deps.items()}
+        order = [node for node, count in pending.items() if count == 0]
+        for node in order:  # the list grows while iterated: Kahn's algorithm
+            for child in dependents[node]:
+                pending[child] -= 1
+                if pending[child] == 0:
+                    order.append(child)
+        if len(order) != len(deps):
+            raise ValueError("the graph has a cycle")
+        return cls(deps, dependents, order)
+
+    def priorities(self, weights: Mapping[str, float]) -> dict[str, float]:
+        """Each node's longest weighted path to a sink, its own weight included."""
+        priority: dict[str, float] = {}
+        dependents = self.dependents
+        for node in reversed(self.order):
+            children = dependents[node]
+            tail = max([priority[child] for child in children]) if children else 0.0
+            priority[node] = float(weights[node]) + tail
+        return priority
+
+    def timings(
+        self, weights: Mapping[str, float], priorities: Mapping[str, float] | None = None
+    ) -> dict[str, NodeTiming]:
+        """Each node's place on the estimated schedule (`priorities`: this shape's, for these
+        weights, if already computed)."""
+        tail = self.priorities(weights) if priorities is None else priorities
+        head: dict[str, float] = {}
+        deps = self.deps
+        for node in self.order:
+            parents = deps[node]
+            head[node] = max([head[p] + float(weights[p]) for p in parents]) if parents else 0.0
+        makespan = max((head[n] + tail[n] for n in self.order), default=0.0)
+        return {
+            node: NodeTiming(float(weights[node]), head[node] + tail[node], makespan)
+            for node in self.order
+        }
 
 
 def critical_path_priorities(
@@ -53,15 +108,7 @@ def critical_path_priorities(
         >>> critical_path_priorities(deps, {"a": 1, "b": 2, "c": 5, "d": 1})
         {'d': 1.0, 'c': 5.0, 'b': 3.0, 'a': 6.0}
     """
-    dependents: dict[str, set[str]] = {node: set() for node in deps}
-    for node, parents in deps.items():
-        for parent in parents:
-            dependents[parent].add(node)
-    priority: dict[str, float] = {}
-    for node in reversed(_topological(dependents, deps)):
-        tail = max((priority[child] for child in dependents[node]), default=0.0)
-        priority[node] = float(weights[node]) + tail
-    return priority
+    return DagShape.of(deps).priorities(weights)
 
 
 def slack(deps: Mapping[str, Set[str]], weights: Mapping[str, float]) -> dict[str, float]:
@@ -124,16 +171,4 @@ def node_timings(
         >>> timings["a"].slack, timings["a"].stretch, timings["b"].critical
         (2.0, 2.0, True)
     """
-    tail = critical_path_priorities(deps, weights)
-    dependents: dict[str, set[str]] = {node: set() for node in deps}
-    for node, parents in deps.items():
-        for parent in parents:
-            dependents[parent].add(node)
-    head: dict[str, float] = {}
-    for node in _topological(dependents, deps):
-        head[node] = max((head[p] + float(weights[p]) for p in deps[node]), default=0.0)
-    makespan = max((head[n] + tail[n] for n in deps), default=0.0)
-    return {
-        node: NodeTiming(float(weights[node]), head[node] + tail[node], makespan)
-        for node in sorted(deps)
-    }
+    return DagShape.of(deps).timings(weights)

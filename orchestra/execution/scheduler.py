@@ -29,7 +29,7 @@ from orchestra.execution.state import DagState
 from orchestra.execution.work import NodeOutcome, NodeWork
 from orchestra.models.budget import Account, Budget, BudgetRefused
 from orchestra.plan import Task, dependencies_first
-from orchestra.priority import NodeTiming, node_timings
+from orchestra.priority import NodeTiming
 from orchestra.results import NodeResult, Usage
 
 __all__ = ["RunNode", "Schedule", "Scheduler"]
@@ -248,7 +248,7 @@ class Scheduler:
     def _work(self, task: Task) -> NodeWork:
         """The node as the backend gets it: inputs, priority, place on the schedule, budget."""
         if self._timings is None:
-            self._timings = node_timings(self._state.deps, self._state.weights)
+            self._timings = self._state.timings()
         attempt = self._attempts.get(task.id, 0) + 1
         self._attempts[task.id] = attempt
         return NodeWork(

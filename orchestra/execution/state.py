@@ -12,7 +12,7 @@ import heapq
 from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 
-from orchestra.priority import critical_path_priorities
+from orchestra.priority import DagShape, NodeTiming
 
 __all__ = ["DagState"]
 
@@ -32,6 +32,7 @@ class DagState:
     _heap: list[tuple[float, str]] = field(default_factory=list[tuple[float, str]])
     _priority: dict[str, float] = field(default_factory=dict[str, float])
     _stale: bool = False
+    _shape: DagShape | None = None  # rebuilt after nodes are added, not when weights change
 
     def add(self, node: str, deps: Iterable[str] = (), weight: float = 1.0) -> None:
         """Add a node; it is ready at once if its dependencies are all done.
@@ -56,6 +57,7 @@ class DagState:
             self._ready.add(node)
         # Ancestors' remaining paths may have grown: recompute priorities before the next pop.
         self._stale = True
+        self._shape = None
 
     def add_settled(self, node: str, deps: Iterable[str] = (), *, ok: bool = True) -> None:
         """Add a node that already ran (done, or failed when not `ok`): a resumed or replanned
@@ -83,6 +85,7 @@ class DagState:
         if not added:
             self._ready.add(node)
         self._stale = True
+        self._shape = None
 
     def reweight(self, node: str, weight: float) -> None:
         """Change a node's estimated duration (a better estimate was learned): priorities are
@@ -96,8 +99,13 @@ class DagState:
         that stops early lists it as not run)."""
         self._settle(node)
 
+    def _current_shape(self) -> DagShape:
+        if self._shape is None:
+            self._shape = DagShape.of(self.deps)
+        return self._shape
+
     def _refresh(self) -> None:
-        self._priority = critical_path_priorities(self.deps, self.weights)
+        self._priority = self._current_shape().priorities(self.weights)
         self._heap = [(-self._priority[n], n) for n in self._ready]
         heapq.heapify(self._heap)
         self._stale = False
@@ -107,6 +115,12 @@ class DagState:
         if self._stale:
             self._refresh()
         return self._priority[node]
+
+    def timings(self) -> dict[str, NodeTiming]:
+        """Each node's place on the estimated schedule, with the current estimates."""
+        if self._stale:
+            self._refresh()
+        return self._current_shape().timings(self.weights, self._priority)
 
     def pop(self) -> str | None:
         """Take the ready node with the highest priority (ties: smallest id) and mark it running."""
