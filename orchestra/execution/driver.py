@@ -41,7 +41,7 @@ from orchestra.execution.backends import Backend
 from orchestra.execution.durations import Durations
 from orchestra.execution.runner import as_text
 from orchestra.execution.scheduler import RunNode, Schedule, Scheduler
-from orchestra.execution.work import NodeWork, RunScope
+from orchestra.execution.work import NodeOutcome, NodeWork, RunScope
 from orchestra.memory import Notes
 from orchestra.models.admission import PLANNING
 from orchestra.models.budget import Account, Budget, BudgetRefused
@@ -168,7 +168,15 @@ class RunDriver:
             caches=recorder.caches if recorder is not None else (lambda _agent: True),
         )
 
-    def _scheduler(self, context: RunContext, scope: RunScope, spent: Usage) -> Scheduler:
+    def _scheduler(
+        self,
+        context: RunContext,
+        scope: RunScope,
+        spent: Usage,
+        kept: Mapping[str, NodeResult] | None = None,
+    ) -> Scheduler:
+        """The run's scheduler; `kept` holds map items that finished before a replan (their
+        cost is in `spent`): a map dispatched again gets them back instead of calling again."""
         left = context.budget.max_seconds
         if left is not None:
             left = max(left - (utc_now() - context.started).total_seconds(), 1e-3)
@@ -178,9 +186,18 @@ class RunDriver:
             return await backend.run(work, scope)
 
         recorder = context.recorder
+        recorded: RunNode = run_node if recorder is None else recorder.wrap(run_node)
+        finished = dict(kept or {})
+
+        async def run_or_keep(work: NodeWork) -> NodeOutcome:
+            done = finished.pop(work.task.id, None)
+            if done is not None:
+                return NodeOutcome(done, counted=True)  # recorded already, if recorded
+            return await recorded(work)
+
         return Scheduler(
             run_id=context.run_id,
-            run_node=run_node if recorder is None else recorder.wrap(run_node),
+            run_node=run_or_keep if finished else recorded,
             account=context.account,
             deadline=left,
             inputs={name: as_text(value) for name, value in context.inputs.items()},
@@ -272,6 +289,7 @@ class RunDriver:
             scheduler.close()
             schedule = await scheduler.run()
         guard = LoopGuard()
+        kept: dict[str, NodeResult] = {}  # map items finished before a replan, by id
         for attempt in range(context.replans + 1, self.max_replans + 1):
             if schedule.failed is None or context.planned is None:
                 break
@@ -317,11 +335,16 @@ class RunDriver:
             plan = Plan(tasks=(*ran, *alive, *fresh), output=answer)
             if context.recorder is not None:
                 context.recorder.record_plan(plan, failed_task=schedule.failed)
-            scheduler = self._scheduler(context, scope, schedule.usage + usage_of(completions))
+            tasks = {t.id for t in plan.tasks}
+            kept.update((i, r) for i, r in schedule.nodes.items() if r.ok and i not in tasks)
+            spent = schedule.usage + usage_of(completions)
+            scheduler = self._scheduler(context, scope, spent, kept=kept)
             scheduler.seed(ran, schedule.nodes)
             scheduler.add([*alive, *fresh])
             scheduler.close()
             schedule = await scheduler.run()
+        for item, result in kept.items():  # kept even when their map did not run again
+            schedule.nodes.setdefault(item, result)
         return self._finish(context, plan, schedule)
 
     async def plan_and_execute(self, context: RunContext) -> RunResult:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import orchestra as oc
@@ -272,9 +272,7 @@ def test_replans_keep_finished_work_and_the_budget(
     per-model and global caps, task budgets and 429s/500s: the spending stays within the
     budget (a provider never costs more than estimated), the boss's calls are in the run's
     usage (it equals the provider's bill), a node that finished is kept and never run again,
-    and the run ends with a result or a typed error, never a hang. Not yet held: a map's items
-    that finished before a replan are run again when their join had not run (a known bug,
-    `test_a_map_finished_before_a_replan_is_not_run_again`, strict xfail)."""
+    and the run ends with a result or a typed error, never a hang."""
     new_work = data.draw(replans(max_replans))
     ids = [t.id for t in plan.tasks if t.map is None] + [t.id for p in new_work for t in p.tasks]
     doomed = data.draw(st.sets(st.sampled_from(ids), min_size=1, max_size=3))
@@ -312,11 +310,10 @@ def test_replans_keep_finished_work_and_the_budget(
     finally:
         fake.close()
     [ended] = outcome
+    event(f"ended: {type(ended).__name__}")
     result = ended if isinstance(ended, oc.RunResult) else getattr(ended, "result", None)
     ran = [task_id for task_id in bill.answered if task_id != PLAN_TASK]
-    # Known bug (strict xfail in test_driver.py): a map's finished items run again after a
-    # replan when the run stopped before their join, so only plan tasks are held to it here.
-    assert all(bill.answered[task_id] == 1 for task_id in ran if "__" not in task_id)
+    assert all(bill.answered[task_id] == 1 for task_id in ran)  # never run again
     if result is None:
         return  # the boss failed for good, or gave no valid plan: nothing ran to report
     assert result.cost_usd <= max_usd + 1e-12
@@ -474,6 +471,7 @@ def test_a_resumed_run_runs_nothing_twice_and_keeps_its_budget(
         finally:
             first.close()
             second.close()
+    event(f"first session: {type(stopped).__name__}; resume: {type(ended).__name__}")
     first_result = (
         stopped if isinstance(stopped, oc.RunResult) else getattr(stopped, "result", None)
     )
