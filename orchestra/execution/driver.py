@@ -228,31 +228,36 @@ class RunDriver:
         schedule = Schedule()
         plan: Plan | None = None
         failure: Exception | None = None
+        ended = False  # the schedule stopped (a failure, a budget) before the boss finished
+        site = context.planning_site(self.emit)
 
         async with anyio.create_task_group() as group:
 
             async def drive() -> None:
-                nonlocal schedule
+                nonlocal schedule, ended
                 schedule = await scheduler.run()
-                # A run that stopped early (budget, deadline, a failure it cannot replan) needs
-                # no more of the plan. One that will replan lets the boss finish: its plan is
-                # what the replan extends, and its call, paid for either way, is counted.
-                if schedule.failed is None or context.replans >= self.max_replans:
+                ended = True
+                # The boss's call in flight settles like every node's (its reservation is held,
+                # and it is counted); only the run's deadline cuts it off.
+                if schedule.stopped == "max_seconds":
                     group.cancel_scope.cancel()
 
             group.start_soon(drive)
             try:
                 plan, completions = await planned.planner.plan_streaming(
                     planned.task,
-                    site=context.planning_site(self.emit),
+                    site=site,
                     dispatch=lambda task: scheduler.add([task]),
                     inputs=list(context.inputs),
                 )
             except Exception as exc:
-                # The plan never validated: stop its tasks, and raise the error itself once
-                # the task group is closed (not wrapped in an exception group).
-                failure = exc
-                group.cancel_scope.cancel()
+                if ended:  # the run stopped already; that is its outcome, with the boss's cost
+                    scheduler.charge(site.spent)
+                else:
+                    # The plan never validated: stop its tasks, and raise the error itself once
+                    # the task group is closed (not wrapped in an exception group).
+                    failure = exc
+                    group.cancel_scope.cancel()
             else:
                 scheduler.charge(usage_of(completions))
                 self._plan_ready(context, plan)
@@ -260,7 +265,7 @@ class RunDriver:
                 scheduler.close()
         if failure is not None:
             raise failure
-        if plan is not None and schedule.failed is not None:  # the plan outgrew the schedule
+        if plan is not None and ended:  # the plan grew after the schedule stopped
             schedule.not_run = [t.id for t in plan.tasks if t.id not in schedule.nodes]
         if plan is None and scheduler.tasks:
             plan = Plan(tasks=scheduler.tasks)

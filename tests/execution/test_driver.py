@@ -51,6 +51,37 @@ async def test_a_streaming_boss_finishes_its_plan_for_the_replan(fake: FakeModel
     assert len(fake.calls_for("notes")) == 1
 
 
+async def test_a_budget_stop_lets_a_streaming_boss_finish_and_counts_it(fake: FakeModel) -> None:
+    """The run's budget stops it while the boss still streams the plan: the boss's call
+    settles like every call in flight and is in the run's usage, and the whole plan is kept."""
+    plan = {
+        "tasks": [
+            {"id": f"t{i}", "agent": "researcher", "prompt": f"part {i} " + "word " * 40}
+            for i in range(3)
+        ]
+    }
+    fake.responses = {
+        "plan": FakeReply(json.dumps(plan), input_tokens=1000, output_tokens=100, latency=1.0)
+    }
+    # $0.10 a worker call, one at a time: the second does not fit in $0.15.
+    fake.default = FakeReply("done", input_tokens=1000, output_tokens=0)
+    models = fake_constellation(
+        fake,
+        {
+            "boss": {"input_cost": 0.0, "output_cost": 0.0, "stream": True},
+            "fast": {"input_cost": 100.0, "output_cost": 0.0, "max_concurrency": 1},
+        },
+    )
+    orch = oc.Orchestra(
+        models=models, agents=[oc.Agent(name="researcher", model="fast")], boss="boss"
+    )
+    with pytest.raises(oc.BudgetExceeded) as caught:
+        await orch.run("investigate", budget=oc.Budget(max_usd=0.15))
+    result = caught.value.result
+    assert result.usage.total_tokens == 1000 + 100 + 1000
+    assert result.plan is not None and [t.id for t in result.plan.tasks] == ["t0", "t1", "t2"]
+
+
 async def test_a_replan_the_budget_cannot_pay_for_ends_the_run_on_its_failure(
     fake: FakeModel,
 ) -> None:
