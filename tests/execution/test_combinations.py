@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import orchestra as oc
-from orchestra.events import PLAN_TASK, ModelCalled, NodeFinished
+from orchestra.events import PLAN_TASK, ModelCalled, NodeFinished, Replanned
 from orchestra.models.tokens import prompt_tokens
 from orchestra.testing import FakeFailure, FakeModel, FakeReply, FakeRequest
 
@@ -295,7 +295,9 @@ def test_replans_keep_finished_work_and_the_budget(
         max_replans=max_replans,
         max_concurrent_calls=global_cap,
         journal=None,
+        on_event=lambda e: replanned.append(e) if isinstance(e, Replanned) else None,
     )
+    replanned: list[Replanned] = []
     outcome: list[oc.RunResult | Exception] = []
 
     async def main() -> None:
@@ -310,7 +312,7 @@ def test_replans_keep_finished_work_and_the_budget(
     finally:
         fake.close()
     [ended] = outcome
-    event(f"ended: {type(ended).__name__}")
+    event(f"ended: {type(ended).__name__} after {len(replanned)} replan(s)")
     result = ended if isinstance(ended, oc.RunResult) else getattr(ended, "result", None)
     ran = [task_id for task_id in bill.answered if task_id != PLAN_TASK]
     assert all(bill.answered[task_id] == 1 for task_id in ran)  # never run again
@@ -457,6 +459,7 @@ def test_a_resumed_run_runs_nothing_twice_and_keeps_its_budget(
                         models=list(again.values()),
                         agents=AGENTS,
                         boss="boss",
+                        max_replans=0,
                         max_concurrent_calls=global_cap,
                         journal=path,
                     )
