@@ -13,18 +13,12 @@ guarantee:
 Events are buffered and committed with the next node record (one commit per step, not per
 event). A journal that fails a write is `broken`: no further node starts, and the run raises
 `JournalError` with the work that finished.
-
-The node records of one pass of the event loop are committed together in a worker thread
-(SQLite releases the GIL while it writes, so the loop goes on scheduling meanwhile); a lock
-keeps that commit and the few made in the loop's own thread one at a time, in order.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -32,7 +26,6 @@ from datetime import datetime
 
 import anyio
 import anyio.lowlevel
-import anyio.to_thread
 
 from orchestra._clock import utc_stamp
 from orchestra.agents import Agent
@@ -119,11 +112,7 @@ class RunRecorder:
         )
         self._planning = stored.planning if stored is not None else Usage()
         self._cost = cost_usd
-        # Appended in the loop's thread, drained by whichever thread commits (deque ends are
-        # thread-safe), so no event is lost or committed twice.
-        self._events: deque[tuple[str, str, str]] = deque()
-        self._writing = threading.Lock()
-        self._writer = anyio.CapacityLimiter(1)
+        self._events: list[tuple[str, str, str]] = []
         self._wrapped: set[str] = set()
         self._expanded: dict[str, int] = {}
         self._finished: RunFinished | None = None
@@ -208,8 +197,7 @@ class RunRecorder:
 
     @contextmanager
     def _transaction(self) -> Generator[sqlite3.Connection, None, None]:
-        """One commit with the buffered events; a failure breaks the journal. Safe from any
-        thread: commits run one at a time.
+        """One commit with the buffered events; a failure breaks the journal.
 
         Raises:
             JournalError: the commit failed.
@@ -217,23 +205,22 @@ class RunRecorder:
         conn = self._conn
         if conn is None:
             raise JournalError("no journal connection")  # callers check; never reached
-        with self._writing:
-            events = [self._events.popleft() for _ in range(len(self._events))]
+        try:
+            conn.execute("BEGIN")
             try:
-                conn.execute("BEGIN")
-                try:
-                    if events:
-                        conn.executemany(
-                            "INSERT INTO events (run_id, kind, event) VALUES (?, ?, ?)", events
-                        )
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise self._break(exc) from exc
+                if self._events:
+                    conn.executemany(
+                        "INSERT INTO events (run_id, kind, event) VALUES (?, ?, ?)", self._events
+                    )
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._break(exc) from exc
+        self._events.clear()
 
     def _run_totals(self, conn: sqlite3.Connection) -> None:
         conn.execute(
@@ -311,23 +298,15 @@ class RunRecorder:
             # Let the others of this pass queue theirs; a cancellation must not strand them.
             await anyio.lowlevel.cancel_shielded_checkpoint()
             self._batch = None
-            with anyio.CancelScope(shield=True):
-                batch.error = await anyio.to_thread.run_sync(
-                    self._write, batch.writes, limiter=self._writer
-                )
+            try:
+                with self._transaction() as conn:
+                    for queued in batch.writes:
+                        queued(conn)
+            except JournalError as exc:
+                batch.error = exc
             batch.done.set()
         if batch.error is not None:
             raise batch.error
-
-    def _write(self, writes: list[Write]) -> JournalError | None:
-        """Commit `writes` together (in a worker thread); the error that broke the journal."""
-        try:
-            with self._transaction() as conn:
-                for write in writes:
-                    write(conn)
-        except JournalError as exc:
-            return exc
-        return None
 
     def _ended(self, task_id: str, attempt: int, result: NodeResult | None, status: str) -> Write:
         """The write recording how a dispatch ended (`result` None for a cancelled one)."""
