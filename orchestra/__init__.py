@@ -12,9 +12,7 @@ Example:
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from orchestra import backends, checks, routing
 from orchestra.agents import Agent
-from orchestra.batches import MapResult, MapStream
 from orchestra.errors import (
     BudgetExceeded,
     ConfigError,
@@ -24,22 +22,23 @@ from orchestra.errors import (
     OrchestraError,
     PlanError,
 )
-from orchestra.events import Event
-from orchestra.journal import Cache, Journal, RunRecord
 from orchestra.models.breaker import BreakerPolicy
 from orchestra.models.budget import Budget
 from orchestra.models.constellation import Constellation
 from orchestra.models.resilience import HedgePolicy, RetryPolicy
 from orchestra.models.spec import ModelSpec
-from orchestra.orchestra import Orchestra
 from orchestra.plan import Plan, Task
 from orchestra.results import Attempt, NodeResult, RunResult, Usage
-from orchestra.routing import RouteDecision, RouteRequest, RoutingPolicy
-from orchestra.tools import Tool
-from orchestra.validation import plan_problems, validate_plan
 
 if TYPE_CHECKING:
-    from orchestra import simulated
+    from orchestra import backends, checks, routing, simulated
+    from orchestra.batches import MapResult, MapStream
+    from orchestra.events import Event
+    from orchestra.journal import Cache, Journal, RunRecord
+    from orchestra.orchestra import Orchestra
+    from orchestra.routing import RouteDecision, RouteRequest, RoutingPolicy
+    from orchestra.tools import Tool
+    from orchestra.validation import plan_problems, validate_plan
 
 __version__ = "0.1.0"
 
@@ -84,9 +83,37 @@ __all__ = [
 ]
 
 
+# Loaded on first use, so that `import orchestra` (and defining plans, models and budgets)
+# stays fast: the engine, routing, checks, the journal and the simulated constellation (which
+# brings the testing kit and its HTTP server) build many models and pull in more modules.
+_LAZY_MODULES = {"backends", "checks", "routing", "simulated"}
+_LAZY_NAMES = {
+    "Cache": "orchestra.journal",
+    "Event": "orchestra.events",
+    "Journal": "orchestra.journal",
+    "MapResult": "orchestra.batches",
+    "MapStream": "orchestra.batches",
+    "Orchestra": "orchestra.orchestra",
+    "RouteDecision": "orchestra.routing",
+    "RouteRequest": "orchestra.routing",
+    "RoutingPolicy": "orchestra.routing",
+    "RunRecord": "orchestra.journal",
+    "Tool": "orchestra.tools",
+    "plan_problems": "orchestra.validation",
+    "validate_plan": "orchestra.validation",
+}
+
+
 def __getattr__(name: str) -> Any:
-    # The simulated constellation brings the testing kit (and its HTTP server) with it: load
-    # it on first use, so `import orchestra` stays fast.
-    if name == "simulated":
-        return importlib.import_module("orchestra.simulated")
-    raise AttributeError(f"module 'orchestra' has no attribute {name!r}")
+    if name in _LAZY_MODULES:
+        value: Any = importlib.import_module(f"orchestra.{name}")
+    elif name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(_LAZY_NAMES[name]), name)
+    else:
+        raise AttributeError(f"module 'orchestra' has no attribute {name!r}")
+    globals()[name] = value  # found here from now on, without this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestra.observe.report import write_report
 from orchestra.plan import Plan
 
 if TYPE_CHECKING:
@@ -195,4 +194,7 @@ class RunResult(BaseModel):
         routing reasons, retries, fallbacks and the boss's planning. See
         `orchestra.observe.report`.
         """
+        # The report (charts, templates) loads when asked for, not with the result types.
+        from orchestra.observe.report import write_report
+
         return write_report(path, events=events, result=self)

@@ -38,3 +38,17 @@ def test_errors_form_one_tree() -> None:
         assert issubclass(getattr(orchestra, name), orchestra.OrchestraError)
     assert issubclass(orchestra.PlanError, ValueError)
     assert issubclass(orchestra.ConfigError, ValueError)
+
+
+def test_the_engine_loads_on_first_use() -> None:
+    """`import orchestra` gives plans, models and budgets without loading the engine, routing or
+    the report; the first use of `oc.Orchestra` loads them."""
+    heavy = ("orchestra.orchestra", "orchestra.routing", "orchestra.observe.report")
+    code = (
+        "import sys, orchestra as oc\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+        "oc.Orchestra, oc.routing.Cheapest\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["[]", str(sorted(heavy[:2]))]

@@ -61,8 +61,8 @@ class NodeOutcome:
     result: NodeResult
     error: BaseException | None = None
     counted: bool = False
-    """The result was recorded in an earlier session (a resumed map's item replayed from the
-    journal): its usage is in the run's spending already."""
+    """Its usage is in the run's spending already: a map item's result recorded in an earlier
+    session (replayed from the journal) or finished before a replan (given back)."""
 
 
 @dataclass

@@ -304,6 +304,8 @@ class RunRecorder:
                         queued(conn)
             except JournalError as exc:
                 batch.error = exc
+            except Exception as exc:  # a bug below: the writes are not known to be committed
+                batch.error = self._break(exc)
             batch.done.set()
         if batch.error is not None:
             raise batch.error

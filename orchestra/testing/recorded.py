@@ -1,11 +1,12 @@
 """`RecordedConstellation`: real models' recorded answers, replayed through the real call path.
 
-The routing data set (`../shared/data/routing/<set>/`) holds, for each query, the answer every
-model gave, with its token counts. A recorded constellation is a `FakeModel` whose handler looks
-the call's prompt up (by its SHA-256) and answers as the asked model did: the same text, the
-same input and output tokens — so the cost is the recorded tokens times the spec's prices,
-exactly as live. Policies, cascades and checks are measured offline through the same Orchestra
-path as live models, and never see which query they answer: only its prompt.
+A recorded routing data set (a folder, read by `RecordedConstellation.load`) holds, for each
+query, the answer every model gave, with its token counts. A recorded constellation is a
+`FakeModel` whose handler looks the call's prompt up (by its SHA-256) and answers as the asked
+model did: the same text, the same input and output tokens — so the cost is the recorded tokens
+times the spec's prices, exactly as live. Policies, cascades and checks are measured offline
+through the same Orchestra path as live models, and never see which query they answer: only
+its prompt.
 
 Files read from the data directory: `{split}.jsonl` (the prompts and token counts; the labels
 in it are not kept), `responses_{split}.jsonl.gz` (the answers' text) and `models.json`

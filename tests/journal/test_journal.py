@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from contextlib import closing
+from datetime import datetime, timezone
 from pathlib import Path
 
 import anyio
@@ -18,8 +19,9 @@ import orchestra as oc
 from orchestra.cli import main
 from orchestra.journal import recorder, schema
 from orchestra.journal.lease import HOST, Lease
-from orchestra.journal.store import JOURNAL_ENV, default_journal_path
+from orchestra.journal.store import JOURNAL_ENV, Journal, default_journal_path
 from orchestra.models.client import idempotency_headers
+from orchestra.models.constellation import Constellation
 from orchestra.testing import (
     FakeFailure,
     FakeModel,
@@ -293,3 +295,45 @@ def test_resuming_an_unknown_run_leaves_no_file(fake: FakeModel, tmp_path: Path)
     with pytest.raises(oc.JournalError, match="holds no run 'nope'"):
         orch.resume_sync("nope")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.anyio
+async def test_a_write_that_raises_fails_its_whole_commit_and_strands_no_one(
+    fake: FakeModel, tmp_path: Path
+) -> None:
+    """Writes queued in one pass share a commit: when one raises something unexpected, every
+    writer of that commit gets a JournalError (none waits forever) and the journal is broken."""
+    rec = recorder.RunRecorder.begin(
+        journal=Journal(tmp_path / "runs.sqlite"),
+        cache=None,
+        run_id="r",
+        task=None,
+        inputs={},
+        models=Constellation(fake_constellation(fake)),
+        agents=[],
+        budget=oc.Budget(),
+        started=datetime.now(timezone.utc),
+    )
+
+    def fine(conn: sqlite3.Connection) -> None:
+        conn.execute("SELECT 1")
+
+    def broken(conn: sqlite3.Connection) -> None:
+        raise ValueError("not a journal value")
+
+    outcomes: list[str] = []
+
+    async def commit(write: recorder.Write) -> None:
+        try:
+            await rec._commit(write)  # pyright: ignore[reportPrivateUsage]
+            outcomes.append("committed")
+        except oc.JournalError as exc:
+            outcomes.append(type(exc).__name__)
+
+    with anyio.fail_after(30):  # a hang detector, not a speed check
+        async with anyio.create_task_group() as group:
+            for write in (fine, broken, fine):
+                group.start_soon(commit, write)
+    assert outcomes == ["JournalError"] * 3
+    assert rec.broken is not None and "not a journal value" in str(rec.broken)
+    rec.abandon()
