@@ -400,7 +400,10 @@ def test_a_resumed_run_runs_nothing_twice_and_keeps_its_budget(
     Orchestra on the same journal with another budget: no node that succeeded is called again,
     each node has at most one recorded success, both sessions together spend within the
     resume's budget (USD counts the whole run; a first session that spent more than it leaves
-    the resume nothing) and the run's usage is what the provider billed over both sessions."""
+    the resume nothing) and the run's usage is what the provider billed over both sessions.
+    Not held: a call cancelled after the provider answered but before orchestra settled it is
+    billed yet not in the usage (the budget is charged its prompt's estimate), so the stop
+    comes once every answer given is recorded."""
     ids = [t.id for t in plan.tasks if t.map is None]
     doomed = data.draw(st.sets(st.sampled_from(ids), max_size=2))
     answers = [plan.model_dump_json(exclude_defaults=True)]
