@@ -24,6 +24,7 @@ from orchestra.errors import (
     BudgetExceeded,
     ConfigError,
     JournalError,
+    ModelError,
     NodeFailed,
     OrchestraError,
     PlanError,
@@ -319,6 +320,13 @@ class RunDriver:
                 # boss cost so far (an answer it rejected) counted and the stop reported.
                 schedule.usage = schedule.usage + site.spent
                 schedule.stopped = exc.limit
+                break
+            except (PlanError, ModelError) as exc:
+                # The boss could not replan: the run still ends on the node's failure, as a
+                # result with every finished node and the boss's cost, saying why.
+                schedule.usage = schedule.usage + site.spent
+                schedule.error = PlanError(f"replanning failed: {exc}")
+                schedule.error.__cause__ = exc
                 break
             # Unstarted work that does not need the failure runs as planned, with the new.
             alive = survivors(plan, schedule.nodes)

@@ -138,3 +138,40 @@ async def test_a_map_finished_before_a_replan_is_not_run_again(fake: FakeModel) 
     result = await orch.run("investigate")
     assert [len(fake.calls_for(f"each__{i}")) for i in range(2)] == [1, 1]
     assert result.nodes["each"].output == ["ok", "ok"]
+
+
+@pytest.mark.parametrize("boss_answer", ["no plan here", FakeFailure(401)])
+async def test_a_failed_replan_ends_the_run_with_its_work_kept(
+    fake: FakeModel, boss_answer: str | FakeFailure
+) -> None:
+    """A node fails for good and the boss cannot replan (no valid plan, or the boss fails for
+    good): the run ends on the node's failure with a result holding every finished node and the
+    boss's cost, says why the replan failed, and reports its end."""
+    plan = {
+        "tasks": [
+            {"id": "facts", "agent": "researcher", "prompt": "facts"},
+            {"id": "probe", "agent": "researcher", "prompt": "probe"},
+        ]
+    }
+    fake.responses = {
+        "plan": [FakeReply(json.dumps(plan), input_tokens=100, output_tokens=10), boss_answer],
+        "probe": FakeFailure(400),
+    }
+    fake.default = FakeReply("done", input_tokens=5, output_tokens=1)
+    events: list[oc.Event] = []
+    orch = oc.Orchestra(
+        models=fake_constellation(fake),
+        agents=[oc.Agent(name="researcher")],
+        boss="boss",
+        journal=None,
+        on_event=events.append,
+    )
+    with pytest.raises(oc.NodeFailed, match="replanning failed") as caught:
+        await orch.run("investigate")
+    result = caught.value.result
+    assert result is not None and result.status == "failed"
+    assert result.nodes["facts"].ok and not result.nodes["probe"].ok
+    # The plan and two replan answers were billed; a failed boss call bills nothing.
+    billed = 3 if isinstance(boss_answer, str) else 1
+    assert result.usage.by_model["boss"].calls == billed
+    assert [e.kind for e in events][-1] == "run_finished"

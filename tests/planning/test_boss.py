@@ -204,15 +204,18 @@ async def test_loop_guard_stops_a_boss_repeating_itself(fake: FakeModel) -> None
 
 
 async def test_loop_guard_stops_a_replan_with_no_work(fake: FakeModel) -> None:
-    """A replan that adds nothing is refused by validation, then the run fails clearly."""
+    """A replan that adds nothing is refused by validation, then the run fails clearly: on
+    the node's failure, saying why the replan failed, its finished work kept."""
     from orchestra.testing import FakeFailure
 
     fake.responses = {
         "plan": [json.dumps(FAILING_PLAN), '{"tasks": []}'],
         "fragile": FakeFailure(400),
     }
-    with pytest.raises(oc.PlanError, match="no valid plan"):
+    with pytest.raises(oc.NodeFailed, match=r"replanning failed: .*no valid plan") as caught:
         await replanning_orchestra(fake, []).run("write a memo")
+    assert caught.value.result is not None
+    assert isinstance(caught.value.__cause__, oc.PlanError)
 
 
 async def test_max_replans_zero_fails_at_once(fake: FakeModel) -> None:
