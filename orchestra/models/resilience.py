@@ -368,14 +368,16 @@ class Resilience:
         if len(started) == 2:
             loser, loser_spec = ("hedge", second) if winner == "primary" else ("primary", spec)
             late = answers.get(loser)
-            # A cancelled request was still billed for its prompt: count it as estimated.
-            cost = (
-                late.cost_usd if late else loser_spec.cost(input_tokens=estimate, output_tokens=0)
-            )
-            tokens = late.input_tokens if late else estimate
-            context.extra = context.extra + Usage.of(
-                loser_spec.name, input_tokens=tokens, output_tokens=0, cost_usd=cost
-            )
+            if late is not None:
+                cost = late.cost_usd  # answered too: the door charged it like any answer
+            elif loser in errors:
+                cost = 0.0  # failed: a failed request costs nothing, as everywhere
+            else:
+                # A cancelled request was still billed for its prompt: count it as estimated.
+                cost = loser_spec.cost(input_tokens=estimate, output_tokens=0)
+                context.extra = context.extra + Usage.of(
+                    loser_spec.name, input_tokens=estimate, output_tokens=0, cost_usd=cost
+                )
             self._record(
                 context, loser_spec.name, utc_now(), "cancelled: the hedge race was lost", None
             )

@@ -5,13 +5,25 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 
+import anyio
 import pytest
 
 import orchestra as oc
-from orchestra.events import BreakerChanged, HedgeWon, RateLimited, RetryScheduled
+from orchestra.events import (
+    BreakerChanged,
+    HedgeStarted,
+    HedgeWon,
+    ModelCalled,
+    RateLimited,
+    RetryScheduled,
+)
 from orchestra.testing import (
     EmptyChoices,
     Error,
+    FakeFailure,
+    FakeModel,
+    FakeReply,
+    FakeRequest,
     Malformed,
     OpenAICompatibleServer,
     RecordedRequest,
@@ -283,6 +295,50 @@ async def test_hedge_wins_and_loser_is_cancelled(server: OpenAICompatibleServer)
     assert won.winner == "hedge" and won.loser_cost_usd > 0
     assert result.usage.by_model["slow"].cost_usd == pytest.approx(won.loser_cost_usd)
     assert kinds(events).index("hedge_started") < kinds(events).index("hedge_won")
+
+
+async def test_a_hedged_primary_that_failed_costs_nothing() -> None:
+    """A primary that fails (500) after its hedge started is not charged: the node's usage is
+    the hedge's answer alone (a failed request costs nothing, as for every other call)."""
+    hedged, failed = anyio.Event(), anyio.Event()
+
+    async def answer(request: FakeRequest) -> FakeReply | FakeFailure:
+        if request.model == "slow":
+            await hedged.wait()
+            return FakeFailure(500)
+        await failed.wait()  # the hedge answers once the primary's failure is seen
+        return FakeReply("quick answer", input_tokens=10, output_tokens=5)
+
+    def watch(event: oc.Event) -> None:
+        if isinstance(event, HedgeStarted):
+            hedged.set()
+        elif isinstance(event, ModelCalled) and event.error is not None:
+            failed.set()
+
+    fake = FakeModel(handler=answer)
+    hedge = oc.HedgePolicy(after=0.01, model="quick")
+    models = [
+        oc.ModelSpec(
+            name=name,
+            model=fake.model(name),
+            input_cost=1.0,
+            output_cost=1.0,
+            retry=oc.RetryPolicy(max_retries=0),
+            hedge=hedge if name == "slow" else None,
+        )
+        for name in ("slow", "quick")
+    ]
+    orch = oc.Orchestra(
+        models=models, agents=[oc.Agent(name="w", model="slow")], journal=None, on_event=watch
+    )
+    try:
+        result = await orch.execute(ONE)
+    finally:
+        fake.close()
+    assert result.output == "quick answer"
+    assert "slow" not in result.usage.by_model
+    assert result.usage.total_tokens == 15
+    assert result.cost_usd == pytest.approx(15 / 1e6)
 
 
 async def test_deadline_mid_retry_keeps_finished_nodes(server: OpenAICompatibleServer) -> None:
