@@ -14,6 +14,7 @@ import random
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ import time
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -125,13 +127,19 @@ def _go(worker: subprocess.Popen[str]) -> None:
 
 
 def _recorded(journal: Path) -> set[str]:
-    """Nodes with a recorded result."""
+    """Nodes with a recorded result, read without ever writing the file: a reader that opened
+    it as a journal (creating its schema, switching it to WAL) would race the worker doing the
+    same and make its open fail with "database is locked"."""
     if not journal.exists():
         return set()
     try:
-        return {n.task_id for n in Journal(journal).nodes(RUN_ID) if n.status == "succeeded"}
-    except Exception:  # the run row is not written yet
+        with closing(sqlite3.connect(f"file:{journal}?mode=ro", uri=True)) as conn:
+            rows = conn.execute(
+                "SELECT task_id FROM nodes WHERE run_id = ? AND status = 'succeeded'", (RUN_ID,)
+            ).fetchall()
+    except sqlite3.Error:  # not created yet
         return set()
+    return {str(row[0]) for row in rows}
 
 
 def _dispatches(journal: Path) -> list[tuple[str, int, str]]:
