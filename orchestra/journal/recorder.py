@@ -6,13 +6,16 @@ guarantee:
 
 1. before a node's model call, its dispatch is committed as `started` with its attempt number
    and idempotency key; if that commit fails, the node makes no call and the run stops;
-2. its result is committed before the scheduler learns of it, so no dependent can start
-   before the result it reads is durable;
+2. its result is committed with the first dispatch after it (or on its own a few passes of
+   the event loop later, when none comes), so no dependent's call goes out before the result
+   it reads is durable; the scheduler learns of the result at once;
 3. a node cancelled in flight (a signal, a deadline) is committed as `cancelled`.
 
-Events are buffered and committed with the next node record (one commit per step, not per
-event). A journal that fails a write is `broken`: no further node starts, and the run raises
-`JournalError` with the work that finished.
+Commits are grouped: the dispatches of a few passes of the event loop share one, with the
+results waiting and the buffered events (a commit costs the loop about a millisecond under
+load, a node's two records would otherwise cost two). A journal that fails a write is
+`broken`: no further node starts, and the run raises `JournalError` with the work that
+finished.
 """
 
 from __future__ import annotations
@@ -68,6 +71,15 @@ def _result_json(result: NodeResult) -> str:
 
 Write = Callable[[sqlite3.Connection], None]
 
+# Group commit, counted in passes of the event loop (so it scales with how busy the loop is:
+# microseconds when it idles, a few milliseconds under a thousand instant calls). A dispatch
+# waits this many passes for others to share its commit: each commit costs the loop ~1 ms
+# under load (SQLite releases the GIL to litellm's worker threads), and nodes freed by results
+# arriving one by one would otherwise commit alone. A result waits as long for a dispatch
+# commit to carry it: a finished node's dependents reach the journal about three passes after
+# it (scheduler, runner, recorder).
+_GROUP_PASSES = 8
+
 
 @dataclass
 class _Batch:
@@ -117,6 +129,8 @@ class RunRecorder:
         self._expanded: dict[str, int] = {}
         self._finished: RunFinished | None = None
         self._batch: _Batch | None = None
+        self._settled: list[Write] = []
+        self._settling = anyio.Event()
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -208,6 +222,8 @@ class RunRecorder:
         try:
             conn.execute("BEGIN")
             try:
+                for settled in self._settled:
+                    settled(conn)
                 if self._events:
                     conn.executemany(
                         "INSERT INTO events (run_id, kind, event) VALUES (?, ?, ?)", self._events
@@ -221,6 +237,7 @@ class RunRecorder:
         except sqlite3.Error as exc:
             raise self._break(exc) from exc
         self._events.clear()
+        self._settled.clear()
 
     def _run_totals(self, conn: sqlite3.Connection) -> None:
         conn.execute(
@@ -281,8 +298,9 @@ class RunRecorder:
         return attempt, key
 
     async def _commit(self, write: Write) -> None:
-        """Commit `write` with every other write queued in this pass of the event loop: the
-        nodes dispatched (or finished) together share one commit.
+        """Commit `write` with every other write queued within `_GROUP_PASSES` passes of the
+        event loop, and the results waiting to be settled: the nodes dispatched together share
+        one commit.
 
         Raises:
             JournalError: the commit failed.
@@ -295,8 +313,9 @@ class RunRecorder:
             await batch.done.wait()
         else:
             batch = self._batch = _Batch([write])
-            # Let the others of this pass queue theirs; a cancellation must not strand them.
-            await anyio.lowlevel.cancel_shielded_checkpoint()
+            # Let the others queue theirs; a cancellation must not strand them.
+            for _ in range(_GROUP_PASSES):
+                await anyio.lowlevel.cancel_shielded_checkpoint()
             self._batch = None
             try:
                 with self._transaction() as conn:
@@ -340,6 +359,39 @@ class RunRecorder:
             with self._transaction() as conn:
                 write(conn)
 
+    def _settle_later(self, write: Write) -> None:
+        """Queue how a dispatch ended for the next commit (every commit writes the queued
+        results first): the dispatch its result frees carries it, so a dependent's call never
+        goes out before the result it reads is durable; `_settler` commits what no dispatch
+        carried."""
+        if self._conn is None:
+            return
+        if not self._settled:
+            self._settling.set()
+        self._settled.append(write)
+
+    async def _settler(self) -> None:
+        """Commit the queued results that no dispatch carried within `_GROUP_PASSES` passes
+        (runs beside the session's body, see `guard`)."""
+        while True:
+            await self._settling.wait()
+            self._settling = anyio.Event()
+            for _ in range(_GROUP_PASSES):
+                if not self._settled:
+                    break
+                await anyio.lowlevel.checkpoint()
+            while self._batch is not None and self._settled:
+                await anyio.lowlevel.checkpoint()  # the open batch's commit carries them
+            if not self._settled:
+                continue
+            try:
+                with self._transaction():
+                    pass
+            except JournalError:
+                pass  # broken: the next node start fails fast, and the run raises it
+            except Exception as exc:  # a bug below: the results are not known to be committed
+                self._break(exc)
+
     def wrap(self, run_node: RunNode) -> RunNode:
         """`run_node` with its dispatch and result recorded around it (see the module doc);
         the dispatch gets its idempotency key and attempt number from the journal."""
@@ -365,12 +417,8 @@ class RunRecorder:
                     self._settle(task.id, attempt, None, status)
                 raise
             result = outcome.result
-            try:
-                status = "succeeded" if result.ok else "failed"
-                await self._commit(self._ended(task.id, attempt, result, status))
-            except JournalError as exc:
-                failed = result.model_copy(update={"output": None, "error": str(exc)})
-                return NodeOutcome(failed, exc)
+            status = "succeeded" if result.ok else "failed"
+            self._settle_later(self._ended(task.id, attempt, result, status))
             if result.ok:
                 self._results[task.id] = result
             return outcome
@@ -470,6 +518,7 @@ class RunRecorder:
             async with anyio.create_task_group() as group:
                 if self._conn is not None:
                     group.start_soon(self._heartbeat)
+                    group.start_soon(self._settler)
                 try:
                     result = await body()
                 except Exception as exc:  # raised below, never into the task group

@@ -16,6 +16,7 @@ import pytest
 import orchestra as oc
 from orchestra.cli.signals import RunInterrupted, stop_on_signal
 from orchestra.events import NodeFinished
+from orchestra.journal import recorder
 from orchestra.testing import FakeFailure, FakeModel, FakeReply, FakeRequest, fake_constellation
 
 pytestmark = pytest.mark.anyio
@@ -255,7 +256,9 @@ async def test_a_result_that_cannot_be_recorded_stops_the_run(
 async def test_no_call_is_made_whose_start_cannot_be_recorded(
     fake: FakeModel, team: list[oc.Agent], tmp_path: Path
 ) -> None:
-    """The journal locks after a's result: b's start cannot be recorded, so b is not called."""
+    """The journal locks after a's result: b's start cannot be recorded, so b is not called.
+    a's result rides in the commit of the dispatch it frees, so it is not recorded either (a
+    resume runs a again): no dependent ever runs on a result the journal does not hold."""
     path = tmp_path / "runs.sqlite"
     blocker: list[sqlite3.Connection] = []
 
@@ -270,7 +273,67 @@ async def test_no_call_is_made_whose_start_cannot_be_recorded(
     finally:
         blocker[0].close()
     assert [c.task_id for c in fake.calls] == ["a"]
-    assert _statuses(orch, "locked") == [("a", 1, "succeeded")]
+    assert _statuses(orch, "locked") == [("a", 1, "started")]
+
+
+def _recorded(path: Path) -> dict[str, str]:
+    """Each node's latest recorded status, read-only (as another process would see it)."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as reader:
+        rows = reader.execute("SELECT task_id, status FROM nodes ORDER BY attempt").fetchall()
+    return dict(rows)
+
+
+async def test_a_dependent_is_called_only_once_its_input_is_durable(
+    fake: FakeModel, team: list[oc.Agent], tmp_path: Path
+) -> None:
+    """Results ride in the commit of the dispatch they free: when b and c are called (and d,
+    after them), the journal already holds what they read."""
+    path = tmp_path / "runs.sqlite"
+    seen: dict[str, dict[str, str]] = {}
+
+    def answer(request: FakeRequest) -> str:
+        seen[request.task_id or ""] = _recorded(path)
+        return f"out {request.task_id}"
+
+    fake.handler = answer
+    await _orch(fake, team, journal=path).execute(DIAMOND, run_id="r")
+    assert seen["b"]["a"] == seen["c"]["a"] == "succeeded"
+    assert seen["d"]["b"] == seen["d"]["c"] == "succeeded"
+
+
+async def test_a_result_no_dispatch_carries_is_committed_while_the_run_goes_on(
+    fake: FakeModel, team: list[oc.Agent], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """a finishes while its sibling b is still in flight and nothing else can start: its
+    result is committed on its own, without waiting for b, the lease's next renewal (put off
+    here) or the end of the run."""
+    monkeypatch.setattr(recorder, "HEARTBEAT_SECONDS", 3600.0)
+    path = tmp_path / "runs.sqlite"
+    release = anyio.Event()
+
+    async def answer(request: FakeRequest) -> str:
+        if request.task_id == "b":
+            await release.wait()
+        return f"out {request.task_id}"
+
+    fake.handler = answer
+    plan = oc.Plan(
+        tasks=[
+            oc.Task(id="a", agent="researcher", prompt="quick"),
+            oc.Task(id="b", agent="researcher", prompt="slow"),
+            oc.Task(id="c", agent="writer", prompt="{a} {b}", after=["a", "b"]),
+        ]
+    )
+    orch = _orch(fake, team, journal=path)
+    async with anyio.create_task_group() as group:
+        group.start_soon(functools.partial(orch.execute, plan, run_id="r"))
+        with anyio.fail_after(30):  # a hang detector, not a speed check
+            # Polls the file as another process would: nothing in it can be awaited.
+            while not path.exists() or _recorded(path).get("a") != "succeeded":  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        assert _recorded(path)["b"] == "started"
+        release.set()
+    assert _recorded(path) == {"a": "succeeded", "b": "succeeded", "c": "succeeded"}
 
 
 async def test_a_journal_that_cannot_be_opened_stops_before_any_call(
