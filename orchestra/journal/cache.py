@@ -25,7 +25,6 @@ from typing import Any
 from pydantic import Field
 
 from orchestra._base import Frozen, Names
-from orchestra.errors import JournalError
 from orchestra.journal.schema import open_database
 from orchestra.models.client import Completion, ToolCall
 from orchestra.models.spec import ModelSpec
@@ -37,6 +36,22 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
     "answer TEXT NOT NULL, created REAL NOT NULL, expires REAL)"
 )
+
+
+def _create_table(conn: sqlite3.Connection) -> None:
+    if conn.execute("PRAGMA application_id").fetchone()[0] == _APPLICATION_ID:
+        return  # created already: no write lock needed
+    # The table and the mark in one transaction: another opener seeing the table without the
+    # mark would refuse the file as not a cache.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(_SCHEMA)
+        conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # SQLite rolls back by itself after some errors
+            conn.execute("ROLLBACK")
+        raise
 
 
 class Cache(Frozen):
@@ -54,6 +69,8 @@ class Cache(Frozen):
     `$ORCHESTRA_CACHE`)."""
     agents: Names | None = None
     """Only these agents' calls use the cache (None: every agent's)."""
+    timeout: float = Field(default=5.0, gt=0)
+    """Seconds opening or writing the cache waits for another process's lock."""
 
     def applies_to(self, agent: str) -> bool:
         """Whether `agent`'s calls use the cache."""
@@ -82,28 +99,36 @@ class ResponseCache:
     """
 
     def __init__(
-        self, path: str | Path, *, ttl: float | None, clock: Callable[[], float] = time.time
+        self,
+        path: str | Path,
+        *,
+        ttl: float | None,
+        timeout: float = 5.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """Open (creating if needed) the cache at `path`.
 
+        Args:
+            path: the SQLite file.
+            ttl: seconds an answer stays usable (None: forever).
+            timeout: seconds opening or writing waits for another process's lock.
+            clock: the time entries are stamped and expired with.
+
         Raises:
-            JournalError: the file cannot be opened or is not an orchestra cache.
+            JournalError: the file cannot be opened, is not an orchestra cache, or another
+                process held it locked for `timeout` seconds.
         """
         self.path = Path(path)
         self.ttl = ttl
         self._clock = clock
         self.hits = 0
         self._conn = open_database(
-            self.path, timeout=5.0, application_id=_APPLICATION_ID, kind="response cache"
+            self.path,
+            timeout=timeout,
+            application_id=_APPLICATION_ID,
+            kind="response cache",
+            create=_create_table,
         )
-        try:
-            self._conn.execute(_SCHEMA)
-            self._conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
-        except sqlite3.Error as exc:
-            self._conn.close()
-            raise JournalError(
-                f"response cache {str(self.path)!r} cannot be used ({exc})", path=str(path)
-            ) from exc
 
     def get(
         self,

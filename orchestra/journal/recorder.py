@@ -58,7 +58,9 @@ __all__ = ["RunRecorder"]
 
 
 def _open_cache(cache: Cache | None) -> ResponseCache | None:
-    return None if cache is None or cache.path is None else ResponseCache(cache.path, ttl=cache.ttl)
+    if cache is None or cache.path is None:
+        return None
+    return ResponseCache(cache.path, ttl=cache.ttl, timeout=cache.timeout)
 
 
 def _result_json(result: NodeResult) -> str:

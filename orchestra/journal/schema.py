@@ -6,6 +6,8 @@ newer one, or a SQLite file that is not a journal, raises `JournalError` without
 (the check comes before anything is written, even the switch to WAL).
 The database runs in WAL mode with `synchronous=NORMAL`: a commit survives the process being
 killed (SIGKILL, OOM); a power loss may roll back the last commits, never corrupt the file.
+Any number of processes and threads may open the same file at once, a new one included: each
+waits for the others (`timeout` seconds in all), and one of them creates the schema.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from time import monotonic, sleep
 
 from orchestra.errors import JournalError
 
-__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "connect", "open_database"]
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Create", "connect", "open_database"]
 
 APPLICATION_ID = 0x6F726368  # "orch"
 SCHEMA_VERSION = 2
@@ -116,17 +119,26 @@ def _fail(path: Path, message: str, kind: str = "journal") -> JournalError:
     return JournalError(f"{kind} {str(path)!r}: {message}", path=str(path))
 
 
+Create = Callable[[sqlite3.Connection], None]
+"""Creates or migrates a file's schema once it is checked and in WAL mode."""
+
+
 def open_database(
-    path: Path, *, timeout: float, application_id: int, kind: str
+    path: Path, *, timeout: float, application_id: int, kind: str, create: Create
 ) -> sqlite3.Connection:
     """Open (creating if needed) an orchestra SQLite file (a `kind`: journal, response
-    cache), in WAL mode.
+    cache) in WAL mode, with `create` run on it to create or migrate its schema.
 
     A file that is not ours (another application's database, or not SQLite at all) is refused
     before anything is written to it: switching to WAL is a write, so it comes after the check.
+    Other connections opening or writing the same file are waited for, `timeout` seconds in
+    all: SQLite returns "database is locked" at once, without waiting, to one of two
+    connections switching a new file to WAL together, so the whole opening is tried again
+    after a short pause until the time is spent.
 
     Raises:
-        JournalError: the file cannot be created or opened, or is not an orchestra `kind`.
+        JournalError: the file cannot be created or opened, is not an orchestra `kind`, or
+            another connection held it locked for `timeout` seconds.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,19 +148,18 @@ def open_database(
             path, f"cannot be opened ({exc}); check the path and its permissions", kind
         ) from exc
     try:
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        tables = int(conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
-        if _application_id(conn) != application_id and (version != 0 or tables != 0):
-            raise _fail(
-                path, f"is a SQLite database but not an orchestra {kind}; use another path", kind
-            )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        _until_not_busy(conn, timeout, lambda: _prepare(conn, path, application_id, kind, create))
     except JournalError:
         conn.close()
         raise
     except sqlite3.Error as exc:
         conn.close()
+        if _busy(exc):
+            message = (
+                f"another process held it locked for {timeout:g} s while this one opened it "
+                f"({exc}); raise timeout= or use another path"
+            )
+            raise _fail(path, message, kind) from exc
         raise _fail(path, f"cannot be used ({exc})", kind) from exc
     return conn
 
@@ -157,19 +168,73 @@ def connect(path: Path, *, timeout: float) -> sqlite3.Connection:
     """Open (creating if needed) the journal at `path`, checked and migrated to this version.
 
     Raises:
-        JournalError: the file cannot be created or opened, is not an orchestra journal, or
-            was written by a newer orchestra.
+        JournalError: the file cannot be created or opened, is not an orchestra journal, was
+            written by a newer orchestra, or another process held it locked for `timeout`
+            seconds.
     """
-    conn = open_database(path, timeout=timeout, application_id=APPLICATION_ID, kind="journal")
-    try:
-        _check_and_migrate(conn, path)
-    except JournalError:
-        conn.close()
-        raise
-    except sqlite3.Error as exc:
-        conn.close()
-        raise _fail(path, f"cannot be used ({exc})") from exc
-    return conn
+    return open_database(
+        path,
+        timeout=timeout,
+        application_id=APPLICATION_ID,
+        kind="journal",
+        create=lambda conn: _check_and_migrate(conn, path),
+    )
+
+
+def _prepare(
+    conn: sqlite3.Connection, path: Path, application_id: int, kind: str, create: Create
+) -> None:
+    # One statement, so the three come from one snapshot, whatever another opener commits.
+    tables, version, app = conn.execute(
+        "SELECT (SELECT count(*) FROM sqlite_master), user_version, application_id "
+        "FROM pragma_user_version, pragma_application_id"
+    ).fetchone()
+    if app != application_id and (version != 0 or tables != 0):
+        raise _fail(
+            path, f"is a SQLite database but not an orchestra {kind}; use another path", kind
+        )
+    # WAL mode is stored in the file: only its first opener needs to switch it, the one
+    # step that can fail at once, without waiting, when another opener does the same.
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    create(conn)
+
+
+_FIRST_PAUSE = 0.001
+_LONGEST_PAUSE = 0.05
+_SQLITE_BUSY = 5  # sqlite3.SQLITE_BUSY, named only from Python 3.11
+
+
+def _until_not_busy(conn: sqlite3.Connection, timeout: float, step: Callable[[], None]) -> None:
+    """Run `step`, again after a pause (doubling from 1 ms to 50 ms) each time it fails with
+    SQLITE_BUSY, until `timeout` seconds from now; SQLite's own waits count against it."""
+    deadline = monotonic() + timeout
+    pause = _FIRST_PAUSE
+    while True:
+        try:
+            step()
+        except sqlite3.OperationalError as exc:
+            left = deadline - monotonic()
+            if not _busy(exc) or left <= 0:
+                raise
+            sleep(min(pause, left))
+            pause = min(2 * pause, _LONGEST_PAUSE)
+            _busy_timeout(conn, deadline - monotonic())
+        else:
+            _busy_timeout(conn, timeout)
+            return
+
+
+def _busy_timeout(conn: sqlite3.Connection, seconds: float) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {max(0, round(seconds * 1000))}")
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    code: int | None = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is None:
+        return "database is locked" in str(exc)
+    return code & 0xFF == _SQLITE_BUSY
 
 
 def _check_and_migrate(conn: sqlite3.Connection, path: Path) -> None:
@@ -201,7 +266,8 @@ def _check_and_migrate(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite rolls back by itself after some errors
+            conn.execute("ROLLBACK")
         raise
 
 

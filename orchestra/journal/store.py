@@ -61,8 +61,8 @@ class Journal:
 
         Args:
             path: the SQLite file.
-            timeout: seconds a write waits for another process's write lock before the
-                journal counts as unwritable.
+            timeout: seconds opening the journal or a write waits for another process's
+                lock before the journal counts as unusable.
         """
         self.path = Path(path).expanduser().absolute()
         self.timeout = timeout
@@ -71,7 +71,8 @@ class Journal:
         """A new connection to the journal, created and migrated if needed.
 
         Raises:
-            JournalError: it cannot be opened, is not a journal, or is from a newer orchestra.
+            JournalError: it cannot be opened, is not a journal, is from a newer orchestra,
+                or another process held it locked for `timeout` seconds.
         """
         return connect(self.path, timeout=self.timeout)
 
