@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import os
 import uuid
-import warnings
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -35,12 +34,7 @@ from orchestra.errors import (
     JournalError,
     PlanError,
 )
-from orchestra.events import (
-    PLAN_TASK,
-    Event,
-    EventSink,
-    RunStarted,
-)
+from orchestra.events import PLAN_TASK, EventSink, RunStarted, Subscribers
 from orchestra.execution.backends import Backend
 from orchestra.execution.driver import Planned, RunContext, RunDriver
 from orchestra.execution.durations import Durations, predictor
@@ -158,7 +152,7 @@ class Orchestra:
         """Where runs are recorded (None: nowhere, and runs cannot be resumed)."""
         self.cache: Cache | None = resolve_cache(cache)
         """The response cache's settings (None: no cache)."""
-        self._sinks: list[EventSink] = [on_event] if on_event is not None else []
+        self._events = Subscribers([on_event] if on_event is not None else [])
         # litellm takes seconds to import: start now, off the critical path; runs wait for it
         # before their clock starts, so no node, run or max_seconds ever pays for it.
         warm_litellm()
@@ -184,20 +178,6 @@ class Orchestra:
         self.backend: Backend = bound_backend(backend, self._runner)
         """Where nodes run (default: this process)."""
 
-    # -- events -----------------------------------------------------------------------------
-
-    def _emit(self, event: Event) -> None:
-        for sink in list(self._sinks):
-            try:
-                sink(event)
-            except Exception as exc:  # a broken subscriber must not lose the run's work
-                self._sinks.remove(sink)
-                warnings.warn(
-                    f"event sink {sink!r} raised {exc!r} and was unsubscribed",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-
     # -- planning ---------------------------------------------------------------------------
 
     def _planner(self) -> Planner:
@@ -211,7 +191,7 @@ class Orchestra:
             constellation=self.models,
             agents=list(self.agents.values()),
             calls=self._calls,
-            emit=self._emit,
+            emit=self._events.emit,
             max_attempts=self.plan_attempts,
         )
 
@@ -233,7 +213,7 @@ class Orchestra:
             agent="plan",
             priority=PLANNING,
             account=Account("planning", self.budget),
-            emit=self._emit,
+            emit=self._events.emit,
         )
         plan, _ = await planner.plan(task, site=site, inputs=list(inputs or {}))
         return plan
@@ -377,7 +357,7 @@ class Orchestra:
                 return self.execute(task, inputs=inputs, run_id=run_id, budget=budget)
             return self.run(task, inputs=inputs, run_id=run_id, budget=budget)
 
-        return EventStream(start, sinks=self._sinks, run_id=run_id)
+        return EventStream(start, sinks=self._events, run_id=run_id)
 
     # -- execution --------------------------------------------------------------------------
 
@@ -411,7 +391,7 @@ class Orchestra:
         context = self._context(run_id, budget, started, inputs or {})
 
         async def body(context: RunContext) -> RunResult:
-            self._emit(RunStarted(run_id=run_id))
+            self._events.emit(RunStarted(run_id=run_id))
             return await self._driver().execute(context, plan)
 
         return await self._recorded(context, body)
@@ -639,7 +619,7 @@ class Orchestra:
         async def body(context: RunContext) -> RunResult:
             if stored.plan is None:
                 return await self._plan_and_execute(context)  # no plan was recorded
-            self._emit(RunStarted(run_id=run_id, task=stored.task))
+            self._events.emit(RunStarted(run_id=run_id, task=stored.task))
             seed = (stored.seed_tasks, stored.results)
             return await self._driver().execute(context, stored.plan, spent=stored.spent, seed=seed)
 
@@ -671,12 +651,11 @@ class Orchestra:
                 budget=context.budget,
                 started=context.started,
             )
-        self._sinks.append(recorder)
+        self._events.add(recorder)
         try:
             return await recorder.guard(lambda: body(replace(context, recorder=recorder)))
         finally:
-            if recorder in self._sinks:
-                self._sinks.remove(recorder)
+            self._events.discard(recorder)
 
     def _driver(self) -> RunDriver:
         # Built per run from the current settings: users may change max_replans.
@@ -684,7 +663,7 @@ class Orchestra:
             models=self.models,
             agents=self.agents,
             backend=self.backend,
-            emit=self._emit,
+            emit=self._events.emit,
             max_parallel=self.max_parallel,
             max_replans=self.max_replans,
             durations=self._durations,
