@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -32,9 +31,8 @@ from orchestra.config import Config, read_config
 from orchestra.errors import (
     ConfigError,
     JournalError,
-    PlanError,
 )
-from orchestra.events import PLAN_TASK, EventSink, RunStarted, Subscribers
+from orchestra.events import EventSink, RunStarted, Subscribers
 from orchestra.execution.backends import Backend
 from orchestra.execution.driver import Planned, RunContext, RunDriver
 from orchestra.execution.durations import Durations, predictor
@@ -43,10 +41,10 @@ from orchestra.journal.cache import Cache
 from orchestra.journal.recorder import RunRecorder
 from orchestra.journal.records import RunRecord
 from orchestra.journal.store import Journal
-from orchestra.models.admission import PLANNING, Admission
+from orchestra.models.admission import Admission
 from orchestra.models.breaker import CircuitBreakers
 from orchestra.models.budget import Account, Budget
-from orchestra.models.calls import CallSite, ModelCalls
+from orchestra.models.calls import ModelCalls
 from orchestra.models.client import ModelClient
 from orchestra.models.constellation import Constellation
 from orchestra.models.loader import litellm_ready, warm_litellm
@@ -54,20 +52,13 @@ from orchestra.models.resilience import Resilience
 from orchestra.models.spec import ModelSpec
 from orchestra.observe.stream import EventStream
 from orchestra.plan import Plan
-from orchestra.planning.boss import Planner
+from orchestra.planning.boss import Planner, require_task
 from orchestra.results import RunResult, Usage
 from orchestra.routing.base import RoutingPolicy
 from orchestra.routing.policies import Cheapest
 from orchestra.validation import run_id_or_new, validate_plan
 
 __all__ = ["Orchestra"]
-
-
-def _require_task(task: str) -> str:
-    """The task, unless it is blank: the boss is not paid to plan nothing."""
-    if not task.strip():
-        raise PlanError("the task is empty; say what the boss should plan")
-    return task
 
 
 class Orchestra:
@@ -205,18 +196,9 @@ class Orchestra:
             ModelError: the boss model failed.
         """
         planner = self._planner()
-        _require_task(task)
+        require_task(task)
         await litellm_ready()
-        site = CallSite(
-            run_id=f"plan-{uuid.uuid4().hex[:8]}",
-            task_id=PLAN_TASK,
-            agent="plan",
-            priority=PLANNING,
-            account=Account("planning", self.budget),
-            emit=self._events.emit,
-        )
-        plan, _ = await planner.plan(task, site=site, inputs=list(inputs or {}))
-        return plan
+        return await planner.plan_alone(task, budget=self.budget, inputs=list(inputs or {}))
 
     def plan_sync(self, task: str, *, inputs: Mapping[str, Any] | None = None) -> Plan:
         """`plan` for synchronous code (not inside an event loop)."""
@@ -279,7 +261,7 @@ class Orchestra:
             PlanError, ModelError, NodeFailed, BudgetExceeded: see `execute` and `plan`.
         """
         run_id = run_id_or_new(run_id)
-        planned = Planned(_require_task(task), self._planner())
+        planned = Planned(require_task(task), self._planner())
         await litellm_ready()
         context = self._context(run_id, budget, utc_now(), inputs or {}, planned)
         return await self._recorded(context, self._plan_and_execute)
