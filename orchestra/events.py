@@ -1,14 +1,16 @@
 """The event family: every step of a run is one frozen, serialisable event.
 
 The core emits events to sinks (plain callables, `Orchestra(on_event=...)`); rendering, the
-journal and tracing subscribe. `EVENTS` is the one TypeAdapter that (de)serialises them.
+journal and tracing subscribe (`Subscribers`). `EVENTS` is the one TypeAdapter that
+(de)serialises them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, final
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -40,6 +42,7 @@ __all__ = [
     "RetryScheduled",
     "RunFinished",
     "RunStarted",
+    "Subscribers",
 ]
 
 
@@ -306,3 +309,42 @@ Event = Annotated[
 ]
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event, config=ConfigDict(defer_build=True))
 EventSink = Callable[[Event], None]
+
+
+@final
+class Subscribers:
+    """The sinks subscribed to one Orchestra's events: each event goes to every one, in order.
+
+    A sink that raises is unsubscribed with a `RuntimeWarning`: a broken subscriber must not
+    lose a run's work.
+    """
+
+    def __init__(self, sinks: Iterable[EventSink] = ()) -> None:
+        self._sinks = list(sinks)
+
+    @property
+    def sinks(self) -> tuple[EventSink, ...]:
+        """The sinks subscribed now, in order."""
+        return tuple(self._sinks)
+
+    def add(self, sink: EventSink) -> None:
+        """Subscribe `sink` (after the sinks subscribed already)."""
+        self._sinks.append(sink)
+
+    def discard(self, sink: EventSink) -> None:
+        """Unsubscribe `sink`, if it is subscribed."""
+        if sink in self._sinks:
+            self._sinks.remove(sink)
+
+    def emit(self, event: Event) -> None:
+        """Give `event` to every sink (an `EventSink` itself)."""
+        for sink in list(self._sinks):
+            try:
+                sink(event)
+            except Exception as exc:  # a broken subscriber must not lose the run's work
+                self._sinks.remove(sink)
+                warnings.warn(
+                    f"event sink {sink!r} raised {exc!r} and was unsubscribed",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import copy
 import os
-import uuid
-import warnings
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import replace
-from datetime import datetime
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any
 
-from orchestra._clock import utc_now
+from orchestra._launch import RunLauncher
 from orchestra._sync import run_sync
 from orchestra._wiring import (
     agents_by_name,
@@ -30,29 +26,19 @@ from orchestra.batches import (
     start_batch,
 )
 from orchestra.config import Config, read_config
-from orchestra.errors import (
-    ConfigError,
-    JournalError,
-    PlanError,
-)
-from orchestra.events import (
-    PLAN_TASK,
-    Event,
-    EventSink,
-    RunStarted,
-)
+from orchestra.errors import ConfigError, JournalError
+from orchestra.events import EventSink, Subscribers
 from orchestra.execution.backends import Backend
-from orchestra.execution.driver import Planned, RunContext, RunDriver
+from orchestra.execution.driver import Planned, RunDriver
 from orchestra.execution.durations import Durations, predictor
-from orchestra.execution.runner import NodeRunner, as_text
+from orchestra.execution.runner import NodeRunner
 from orchestra.journal.cache import Cache
-from orchestra.journal.recorder import RunRecorder
 from orchestra.journal.records import RunRecord
 from orchestra.journal.store import Journal
-from orchestra.models.admission import PLANNING, Admission
+from orchestra.models.admission import Admission
 from orchestra.models.breaker import CircuitBreakers
-from orchestra.models.budget import Account, Budget
-from orchestra.models.calls import CallSite, ModelCalls
+from orchestra.models.budget import Budget
+from orchestra.models.calls import ModelCalls
 from orchestra.models.client import ModelClient
 from orchestra.models.constellation import Constellation
 from orchestra.models.loader import litellm_ready, warm_litellm
@@ -60,20 +46,13 @@ from orchestra.models.resilience import Resilience
 from orchestra.models.spec import ModelSpec
 from orchestra.observe.stream import EventStream
 from orchestra.plan import Plan
-from orchestra.planning.boss import Planner
-from orchestra.results import RunResult, Usage
+from orchestra.planning.boss import Planner, require_task
+from orchestra.results import RunResult
 from orchestra.routing.base import RoutingPolicy
 from orchestra.routing.policies import Cheapest
 from orchestra.validation import run_id_or_new, validate_plan
 
 __all__ = ["Orchestra"]
-
-
-def _require_task(task: str) -> str:
-    """The task, unless it is blank: the boss is not paid to plan nothing."""
-    if not task.strip():
-        raise PlanError("the task is empty; say what the boss should plan")
-    return task
 
 
 class Orchestra:
@@ -158,7 +137,7 @@ class Orchestra:
         """Where runs are recorded (None: nowhere, and runs cannot be resumed)."""
         self.cache: Cache | None = resolve_cache(cache)
         """The response cache's settings (None: no cache)."""
-        self._sinks: list[EventSink] = [on_event] if on_event is not None else []
+        self._events = Subscribers([on_event] if on_event is not None else [])
         # litellm takes seconds to import: start now, off the critical path; runs wait for it
         # before their clock starts, so no node, run or max_seconds ever pays for it.
         warm_litellm()
@@ -184,20 +163,6 @@ class Orchestra:
         self.backend: Backend = bound_backend(backend, self._runner)
         """Where nodes run (default: this process)."""
 
-    # -- events -----------------------------------------------------------------------------
-
-    def _emit(self, event: Event) -> None:
-        for sink in list(self._sinks):
-            try:
-                sink(event)
-            except Exception as exc:  # a broken subscriber must not lose the run's work
-                self._sinks.remove(sink)
-                warnings.warn(
-                    f"event sink {sink!r} raised {exc!r} and was unsubscribed",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-
     # -- planning ---------------------------------------------------------------------------
 
     def _planner(self) -> Planner:
@@ -211,7 +176,7 @@ class Orchestra:
             constellation=self.models,
             agents=list(self.agents.values()),
             calls=self._calls,
-            emit=self._emit,
+            emit=self._events.emit,
             max_attempts=self.plan_attempts,
         )
 
@@ -225,18 +190,9 @@ class Orchestra:
             ModelError: the boss model failed.
         """
         planner = self._planner()
-        _require_task(task)
+        require_task(task)
         await litellm_ready()
-        site = CallSite(
-            run_id=f"plan-{uuid.uuid4().hex[:8]}",
-            task_id=PLAN_TASK,
-            agent="plan",
-            priority=PLANNING,
-            account=Account("planning", self.budget),
-            emit=self._emit,
-        )
-        plan, _ = await planner.plan(task, site=site, inputs=list(inputs or {}))
-        return plan
+        return await planner.plan_alone(task, budget=self.budget, inputs=list(inputs or {}))
 
     def plan_sync(self, task: str, *, inputs: Mapping[str, Any] | None = None) -> Plan:
         """`plan` for synchronous code (not inside an event loop)."""
@@ -299,33 +255,10 @@ class Orchestra:
             PlanError, ModelError, NodeFailed, BudgetExceeded: see `execute` and `plan`.
         """
         run_id = run_id_or_new(run_id)
-        planned = Planned(_require_task(task), self._planner())
+        planned = Planned(require_task(task), self._planner())
         await litellm_ready()
-        context = self._context(run_id, budget, utc_now(), inputs or {}, planned)
-        return await self._recorded(context, self._plan_and_execute)
-
-    async def _plan_and_execute(self, context: RunContext) -> RunResult:
-        return await self._driver().plan_and_execute(context)
-
-    def _context(
-        self,
-        run_id: str,
-        budget: Budget | None,
-        started: datetime,
-        inputs: Mapping[str, Any],
-        planned: Planned | None = None,
-        *,
-        replans: int = 0,
-        spent: Usage | None = None,
-    ) -> RunContext:
-        """A run's context: its budget held inside the Orchestra's, and its account."""
-        effective = (budget or self.budget).within(self.budget)
-        account = Account(f"run {run_id!r}", effective)
-        if spent is not None:  # an earlier session's spending counts
-            account.charge(usd=spent.cost_usd, tokens=spent.total_tokens, estimated=spent.estimated)
-        return RunContext(
-            run_id, effective, started, inputs, planned, replans=replans, account=account
-        )
+        launcher = self._launcher()
+        return await launcher.plan_and_execute(run_id, planned, inputs=inputs or {}, budget=budget)
 
     def run_sync(
         self,
@@ -377,7 +310,7 @@ class Orchestra:
                 return self.execute(task, inputs=inputs, run_id=run_id, budget=budget)
             return self.run(task, inputs=inputs, run_id=run_id, budget=budget)
 
-        return EventStream(start, sinks=self._sinks, run_id=run_id)
+        return EventStream(start, sinks=self._events, run_id=run_id)
 
     # -- execution --------------------------------------------------------------------------
 
@@ -407,14 +340,7 @@ class Orchestra:
             plan, agents=self.agents.keys(), models=self.models.names, inputs=(inputs or {}).keys()
         )
         await litellm_ready()
-        started = utc_now()
-        context = self._context(run_id, budget, started, inputs or {})
-
-        async def body(context: RunContext) -> RunResult:
-            self._emit(RunStarted(run_id=run_id))
-            return await self._driver().execute(context, plan)
-
-        return await self._recorded(context, body)
+        return await self._launcher().execute(run_id, plan, inputs=inputs or {}, budget=budget)
 
     def execute_sync(
         self,
@@ -604,90 +530,31 @@ class Orchestra:
         """
         journal = self._require_journal()
         await litellm_ready()
-        recorder, stored = RunRecorder.resume(journal=journal, cache=self.cache, run_id=run_id)
-        try:
-            if stored.plan is None and stored.task is None:
-                raise JournalError(
-                    f"run {run_id!r} stopped before its plan was recorded, so none of it ran; "
-                    "execute the plan again",
-                    run_id=run_id,
-                    path=str(journal.path),
-                )
-            planned = None
-            if stored.task is not None and (stored.plan is None or self.boss is not None):
-                planned = Planned(stored.task, self._planner())
-            if stored.plan is not None:
-                validate_plan(
-                    stored.plan,
-                    agents=self.agents.keys(),
-                    models=self.models.names,
-                    inputs=stored.inputs.keys(),
-                )
-        except BaseException:
-            recorder.abandon()  # gives the run back as it was
-            raise
-        context = self._context(
-            run_id,
-            budget or stored.budget,
-            utc_now(),
-            stored.inputs,
-            planned,
-            replans=stored.replans,
-            spent=stored.spent,
+        return await self._launcher().resume(
+            run_id, journal=journal, budget=budget, boss=self.boss, planner=self._planner
         )
-
-        async def body(context: RunContext) -> RunResult:
-            if stored.plan is None:
-                return await self._plan_and_execute(context)  # no plan was recorded
-            self._emit(RunStarted(run_id=run_id, task=stored.task))
-            seed = (stored.seed_tasks, stored.results)
-            return await self._driver().execute(context, stored.plan, spent=stored.spent, seed=seed)
-
-        return await self._recorded(context, body, recorder=recorder)
 
     def resume_sync(self, run_id: str, *, budget: Budget | None = None) -> RunResult:
         """`resume` for synchronous code (not inside an event loop)."""
         return run_sync(lambda: self.resume(run_id, budget=budget), name="resume")
 
-    async def _recorded(
-        self,
-        context: RunContext,
-        body: Callable[[RunContext], Awaitable[RunResult]],
-        *,
-        recorder: RunRecorder | None = None,
-    ) -> RunResult:
-        """Run `body` with the run recorded in the journal (and the response cache open)."""
-        if recorder is None:
-            if self.journal is None and self.cache is None:
-                return await body(context)
-            recorder = RunRecorder.begin(
-                journal=self.journal,
-                cache=self.cache,
-                run_id=context.run_id,
-                task=context.planned.task if context.planned is not None else None,
-                inputs={name: as_text(value) for name, value in context.inputs.items()},
-                models=self.models,
-                agents=self.agents.values(),
-                budget=context.budget,
-                started=context.started,
-            )
-        self._sinks.append(recorder)
-        try:
-            return await recorder.guard(lambda: body(replace(context, recorder=recorder)))
-        finally:
-            if recorder in self._sinks:
-                self._sinks.remove(recorder)
-
-    def _driver(self) -> RunDriver:
+    def _launcher(self) -> RunLauncher:
         # Built per run from the current settings: users may change max_replans.
-        return RunDriver(
+        driver = RunDriver(
             models=self.models,
             agents=self.agents,
             backend=self.backend,
-            emit=self._emit,
+            emit=self._events.emit,
             max_parallel=self.max_parallel,
             max_replans=self.max_replans,
             durations=self._durations,
+        )
+        return RunLauncher(
+            budget=self.budget,
+            journal=self.journal,
+            cache=self.cache,
+            events=self._events,
+            driver=driver,
         )
 
     def __repr__(self) -> str:

@@ -3,7 +3,7 @@ Not here: the scheduling itself (`orchestra.execution`), rendering of runs (`orc
 the `runs` and `resume` commands (`orchestra.cli`).
 
 See docs/durability.md for the guarantee. The writer (`orchestra.journal.recorder`) is wired in
-by `Orchestra`; this package's front door holds what users touch.
+by `Orchestra` (`orchestra._launch`); this package's front door holds what users touch.
 """
 
 from orchestra.journal.cache import Cache, ResponseCache

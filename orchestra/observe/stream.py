@@ -27,7 +27,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from orchestra._groups import close_group, open_group
-from orchestra.events import Event, EventSink
+from orchestra.events import Event, Subscribers
 
 if TYPE_CHECKING:
     from orchestra.results import RunResult
@@ -41,12 +41,12 @@ class EventStream:
 
     Args:
         start: starts the run and returns its result.
-        sinks: the event sinks to subscribe to while the run goes on (removed afterwards).
+        sinks: the subscribers to join while the run goes on (left afterwards).
         run_id: the run's id; events of other runs are ignored.
     """
 
     def __init__(
-        self, start: Callable[[], Awaitable[RunResult]], *, sinks: list[EventSink], run_id: str
+        self, start: Callable[[], Awaitable[RunResult]], *, sinks: Subscribers, run_id: str
     ) -> None:
         self.run_id = run_id
         self.result: RunResult | None = None
@@ -74,7 +74,7 @@ class EventStream:
         if self._used:
             raise RuntimeError("an EventStream runs once; call stream() again for a new run")
         self._used = True
-        self._sinks.append(self._sink)
+        self._sinks.add(self._sink)
         self._group = await open_group()
         self._group.start_soon(self._drive)
         return self
@@ -91,8 +91,7 @@ class EventStream:
                 return None
             return await close_group(group, exc_type, exc, tb)
         finally:
-            if self._sink in self._sinks:
-                self._sinks.remove(self._sink)
+            self._sinks.discard(self._sink)
             self._receive.close()
 
     def __aiter__(self) -> EventStream:

@@ -6,6 +6,9 @@
   dependencies are known and valid, before the plan is finished. If the finished plan has
   problems, the boss repairs it (the dispatched tasks must stay as they are).
 - `replan`: after a node failed, the boss plans only the remaining work (see `replan.py`).
+- `plan_alone`: `plan` outside any run (`Orchestra.plan`), on a planning account of its own.
+- `require_task`: a blank task is refused before any boss call (the boss is not paid to plan
+  nothing).
 
 Where the boss's server decodes under a JSON schema (its spec's `structured_output`, or what
 litellm knows of the model), the boss is shown the plan schema specialised to this Orchestra
@@ -18,6 +21,7 @@ guidance, problems are still found and repaired as above.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +29,8 @@ from typing import Any
 from orchestra.agents import Agent
 from orchestra.errors import PlanError
 from orchestra.events import PLAN_TASK, EventSink, PlanRejected
+from orchestra.models.admission import PLANNING
+from orchestra.models.budget import Account, Budget
 from orchestra.models.calls import CallRequest, CallSite, ModelCalls
 from orchestra.models.client import Completion
 from orchestra.models.constellation import Constellation
@@ -39,9 +45,16 @@ from orchestra.planning.stream import PlanStream
 from orchestra.results import NodeResult
 from orchestra.validation import plan_problems
 
-__all__ = ["PLAN_TASK", "Planner"]
+__all__ = ["PLAN_TASK", "Planner", "require_task"]
 
 Dispatch = Callable[[Task], None]
+
+
+def require_task(task: str) -> str:
+    """The task, unless it is blank: the boss is not paid to plan nothing."""
+    if not task.strip():
+        raise PlanError("the task is empty; say what the boss should plan")
+    return task
 
 
 @dataclass
@@ -192,6 +205,24 @@ class Planner:
             first=None,
             schemas=schemas,
         )
+
+    async def plan_alone(self, task: str, *, budget: Budget, inputs: Collection[str] = ()) -> Plan:
+        """Plan `task` outside any run: the boss's calls first in line, on a planning account
+        of `budget`, under a run id of their own (`plan-...`) in events.
+
+        Raises:
+            PlanError, ModelError: as for `plan`.
+        """
+        site = CallSite(
+            run_id=f"plan-{uuid.uuid4().hex[:8]}",
+            task_id=PLAN_TASK,
+            agent="plan",
+            priority=PLANNING,
+            account=Account("planning", budget),
+            emit=self.emit,
+        )
+        plan, _ = await self.plan(task, site=site, inputs=inputs)
+        return plan
 
     async def plan_streaming(
         self, task: str, *, site: CallSite, dispatch: Dispatch, inputs: Collection[str] = ()

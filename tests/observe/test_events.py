@@ -61,6 +61,26 @@ async def test_event_stream_of_a_hand_written_plan(fake: FakeModel, team: list[o
     assert [e.at for e in events] == sorted(e.at for e in events)
 
 
+async def test_a_sink_that_raises_is_unsubscribed_and_the_run_goes_on(
+    fake: FakeModel, team: list[oc.Agent]
+) -> None:
+    """A sink that raises gets no further event (a RuntimeWarning says so); the run finishes and
+    a stream's sink, subscribed after it, still sees every event."""
+    got: list[Event] = []
+
+    def broken(event: Event) -> None:
+        got.append(event)
+        raise ValueError("boom")
+
+    orch = oc.Orchestra(models=fake_constellation(fake), agents=team, on_event=broken)
+    with pytest.warns(RuntimeWarning, match="raised ValueError.*unsubscribed"):
+        async with orch.stream(PLAN, inputs={"topic": "GPUs"}) as events:
+            kinds = [event.kind async for event in events]
+    assert [e.kind for e in got] == ["run_started"]
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert events.result is not None and events.result.status == "succeeded"
+
+
 async def test_event_stream_of_a_boss_planned_run(fake: FakeModel, orch: oc.Orchestra) -> None:
     """A boss-planned run opens with the boss's call, then the plan, then the node."""
     plan = {"tasks": [{"id": "only", "agent": "writer", "prompt": "Write"}]}

@@ -30,7 +30,7 @@ async def test_stream_yields_the_runs_events_then_its_result(
             streamed.append(event)
     assert streamed == seen and streamed[-1].kind == "run_finished"
     assert events.result is not None and events.result.run_id == "s1"
-    assert orch._sinks == [seen.append]  # the stream's sink is gone
+    assert orch._events.sinks == (seen.append,)  # the stream's sink is gone
 
 
 async def test_stream_of_a_boss_planned_task(fake: FakeModel, orch: oc.Orchestra) -> None:
@@ -69,7 +69,7 @@ async def test_leaving_early_cancels_the_run(fake: FakeModel, team: list[oc.Agen
         async for event in events:
             assert event.kind == "run_started"
             break
-    assert events.result is None and orch._sinks == []
+    assert events.result is None and orch._events.sinks == ()
     assert not fake.calls_for("b")  # the dependent never ran
 
 
