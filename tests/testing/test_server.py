@@ -507,8 +507,9 @@ def test_records_times_headers_and_delay(server: OpenAICompatibleServer) -> None
 
 
 def test_peak_in_flight_counts_concurrent_requests(server: OpenAICompatibleServer) -> None:
-    """Five concurrent requests delayed 0.2 s each peak at five in flight."""
-    server.script("m1", [Reply(delay=0.2)] * 5)
+    """Five concurrent requests delayed 1 s each peak at five in flight (1 s: the five must all
+    arrive before the first answers, which 0.2 s did not always allow on a loaded machine)."""
+    server.script("m1", [Reply(delay=1.0)] * 5)
     with ThreadPoolExecutor(max_workers=5) as pool:
         statuses = list(pool.map(lambda _: post(server).status_code, range(5)))
     post(server, "m2")
