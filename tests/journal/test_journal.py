@@ -298,11 +298,13 @@ def test_resuming_an_unknown_run_leaves_no_file(fake: FakeModel, tmp_path: Path)
 
 
 @pytest.mark.anyio
-async def test_a_write_that_raises_fails_its_whole_commit_and_strands_no_one(
-    fake: FakeModel, tmp_path: Path
+@pytest.mark.parametrize("failure", ["sqlite", "bug"])
+async def test_a_commit_that_fails_fails_every_dispatch_in_it_and_strands_no_one(
+    fake: FakeModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
 ) -> None:
-    """Writes queued in one pass share a commit: when one raises something unexpected, every
-    writer of that commit gets a JournalError (none waits forever) and the journal is broken."""
+    """Dispatches queued together share a commit: when it fails (SQLite refuses a row, or
+    something unexpected raises below), every dispatch in it gets a JournalError (none waits
+    forever) and the journal is broken."""
     rec = recorder.RunRecorder.begin(
         journal=Journal(tmp_path / "runs.sqlite"),
         cache=None,
@@ -314,26 +316,32 @@ async def test_a_write_that_raises_fails_its_whole_commit_and_strands_no_one(
         budget=oc.Budget(),
         started=datetime.now(timezone.utc),
     )
+    write = recorder._insert_rows  # pyright: ignore[reportPrivateUsage]
 
-    def fine(conn: sqlite3.Connection) -> None:
-        conn.execute("SELECT 1")
+    def insert(
+        conn: sqlite3.Connection, sql: tuple[str, str, str], rows: list[recorder.Row]
+    ) -> None:
+        if rows and failure == "bug":
+            raise ValueError("not a journal value")
+        write(conn, sql, [(*row[:-1], object()) for row in rows])  # unbindable: SQLite refuses
 
-    def broken(conn: sqlite3.Connection) -> None:
-        raise ValueError("not a journal value")
-
+    monkeypatch.setattr(recorder, "_insert_rows", insert)
     outcomes: list[str] = []
 
-    async def commit(write: recorder.Write) -> None:
+    async def dispatch(task_id: str) -> None:
+        rec._dispatch(oc.Task(id=task_id, agent="a", prompt="p"))  # pyright: ignore[reportPrivateUsage]
         try:
-            await rec._commit(write)  # pyright: ignore[reportPrivateUsage]
+            await rec._commit()  # pyright: ignore[reportPrivateUsage]
             outcomes.append("committed")
         except oc.JournalError as exc:
             outcomes.append(type(exc).__name__)
 
     with anyio.fail_after(30):  # a hang detector, not a speed check
         async with anyio.create_task_group() as group:
-            for write in (fine, broken, fine):
-                group.start_soon(commit, write)
+            for task_id in ("a", "b", "c"):
+                group.start_soon(dispatch, task_id)
     assert outcomes == ["JournalError"] * 3
-    assert rec.broken is not None and "not a journal value" in str(rec.broken)
+    reason = "not a journal value" if failure == "bug" else "Error binding parameter"
+    assert rec.broken is not None and reason in str(rec.broken)
+    monkeypatch.undo()
     rec.abandon()
