@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import Field
 
 from orchestra._base import Frozen, Names
-from orchestra.journal.schema import open_database
+from orchestra.journal.schema import open_database, write_transaction
 from orchestra.models.client import Completion, ToolCall
 from orchestra.models.spec import ModelSpec
 
@@ -43,15 +43,9 @@ def _create_table(conn: sqlite3.Connection) -> None:
         return  # created already: no write lock needed
     # The table and the mark in one transaction: another opener seeing the table without the
     # mark would refuse the file as not a cache.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         conn.execute(_SCHEMA)
         conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:  # SQLite rolls back by itself after some errors
-            conn.execute("ROLLBACK")
-        raise
 
 
 class Cache(Frozen):

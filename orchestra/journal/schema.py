@@ -13,13 +13,21 @@ waits for the others (`timeout` seconds in all), and one of them creates the sch
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
 from pathlib import Path
 from time import monotonic, sleep
 
 from orchestra.errors import JournalError
 
-__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Create", "connect", "open_database"]
+__all__ = [
+    "APPLICATION_ID",
+    "SCHEMA_VERSION",
+    "Create",
+    "connect",
+    "open_database",
+    "write_transaction",
+]
 
 APPLICATION_ID = 0x6F726368  # "orch"
 SCHEMA_VERSION = 2
@@ -237,12 +245,25 @@ def _busy(exc: sqlite3.Error) -> bool:
     return code & 0xFF == _SQLITE_BUSY
 
 
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Generator[None, None, None]:
+    """A transaction holding the write lock from its start (`BEGIN IMMEDIATE`), so what it
+    reads stays true until it commits; rolled back if its body raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # SQLite rolls back by itself after some errors
+            conn.execute("ROLLBACK")
+        raise
+
+
 def _check_and_migrate(conn: sqlite3.Connection, path: Path) -> None:
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version == SCHEMA_VERSION and _application_id(conn) == APPLICATION_ID:
         return  # the common case, without taking the write lock
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         # Read again under the lock: another process may have created the schema meanwhile.
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         app = _application_id(conn)
@@ -264,11 +285,6 @@ def _check_and_migrate(conn: sqlite3.Connection, path: Path) -> None:
             version += 1
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:  # SQLite rolls back by itself after some errors
-            conn.execute("ROLLBACK")
-        raise
 
 
 def _application_id(conn: sqlite3.Connection) -> int:

@@ -19,6 +19,7 @@ from orchestra.agents import Agent
 from orchestra.errors import JournalError
 from orchestra.journal.lease import Lease, read_lease
 from orchestra.journal.resume import StoredRun, load_run
+from orchestra.journal.schema import write_transaction
 from orchestra.journal.store import Journal
 from orchestra.models.budget import Budget
 from orchestra.models.constellation import Constellation
@@ -42,13 +43,11 @@ def claiming(
     conn = journal.connect()
     lease = Lease.new()
     try:
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield conn, lease
-            lease.take(conn, run_id)
-            conn.execute("COMMIT")
+            with write_transaction(conn):
+                yield conn, lease
+                lease.take(conn, run_id)
         except BaseException:
-            conn.execute("ROLLBACK")
             lease.release(None, run_id)
             raise
     except sqlite3.Error as exc:
