@@ -20,7 +20,6 @@ finished.
 
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
@@ -45,6 +44,7 @@ from orchestra.events import (
 )
 from orchestra.execution.scheduler import RunNode
 from orchestra.execution.work import NodeOutcome, NodeWork
+from orchestra.journal import rows
 from orchestra.journal.cache import Cache, ResponseCache
 from orchestra.journal.lease import HEARTBEAT_SECONDS, Lease
 from orchestra.journal.resume import StoredRun
@@ -72,8 +72,6 @@ def _result_json(result: NodeResult) -> str:
         return result.model_copy(update={"output": text}).model_dump_json()
 
 
-Row = tuple[object, ...]
-
 # Group commit, counted in passes of the event loop (so it scales with how busy the loop is:
 # microseconds when it idles, a few milliseconds under a thousand instant calls). A dispatch
 # waits this many passes for others to share its commit: each commit costs the loop ~1 ms
@@ -82,42 +80,6 @@ Row = tuple[object, ...]
 # commit to carry it: a finished node's dependents reach the journal about three passes after
 # it (scheduler, runner, recorder).
 _GROUP_PASSES = 8
-
-_STARTED = (
-    "INSERT INTO nodes (run_id, task_id, attempt, status, idempotency_key, task, started, "
-    "session) VALUES ",
-    "(?, ?, ?, 'started', ?, ?, ?, ?)",
-    "",
-)
-# An upsert only to write many ends in one statement (UPDATE ... FROM needs SQLite 3.33): every
-# end follows its committed dispatch, so the conflict branch is the one that runs.
-_ENDED = (
-    "INSERT INTO nodes (run_id, task_id, attempt, status, result, cost_usd, finished, started, "
-    "session) VALUES ",
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    " ON CONFLICT (run_id, task_id, attempt) DO UPDATE SET status = excluded.status, "
-    "result = excluded.result, cost_usd = excluded.cost_usd, finished = excluded.finished",
-)
-_EVENTS = ("INSERT INTO events (run_id, kind, event) VALUES ", "(?, ?, ?)", "")
-_MOST_ROWS = 64  # per statement: 64 x 9 values stay under old SQLite's 999 variables
-
-
-@functools.lru_cache(maxsize=64)
-def _statement(head: str, values: str, tail: str, rows: int) -> str:
-    return head + ", ".join([values] * rows) + tail
-
-
-def _insert_rows(conn: sqlite3.Connection, sql: tuple[str, str, str], rows: list[Row]) -> None:
-    """Write `rows` in a few multi-row statements (chunks of 64, 32, 16... rows, so a handful of
-    statement texts serve every size): every statement gives the GIL away, and litellm's
-    worker threads keep it for up to 5 ms each time, so one statement per row cost a run of
-    instant calls 10-20%."""
-    done = 0
-    while done < len(rows):
-        size = min(_MOST_ROWS, 1 << (len(rows) - done).bit_length() - 1)
-        chunk = rows[done : done + size]
-        conn.execute(_statement(*sql, size), [value for row in chunk for value in row])
-        done += size
 
 
 @dataclass
@@ -162,13 +124,13 @@ class RunRecorder:
         )
         self._planning = stored.planning if stored is not None else Usage()
         self._cost = cost_usd
-        self._events: list[Row] = []
+        self._events: list[rows.Row] = []
         self._wrapped: set[str] = set()
         self._expanded: dict[str, int] = {}
         self._finished: RunFinished | None = None
         self._batch: _Batch | None = None
-        self._started: list[Row] = []
-        self._ended: list[Row] = []
+        self._started: list[rows.Row] = []
+        self._ended: list[rows.Row] = []
         self._settling = anyio.Event()
 
     # -- opening ---------------------------------------------------------------------------
@@ -262,9 +224,9 @@ class RunRecorder:
         try:
             conn.execute("BEGIN")
             try:
-                _insert_rows(conn, _STARTED, self._started)
-                _insert_rows(conn, _ENDED, self._ended)
-                _insert_rows(conn, _EVENTS, self._events)
+                rows.insert(conn, rows.STARTED, self._started)
+                rows.insert(conn, rows.ENDED, self._ended)
+                rows.insert(conn, rows.EVENTS, self._events)
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:

@@ -17,7 +17,7 @@ import pytest
 
 import orchestra as oc
 from orchestra.cli import main
-from orchestra.journal import recorder, schema
+from orchestra.journal import recorder, rows, schema
 from orchestra.journal.lease import HOST, Lease
 from orchestra.journal.store import JOURNAL_ENV, Journal, default_journal_path
 from orchestra.models.client import idempotency_headers
@@ -316,16 +316,14 @@ async def test_a_commit_that_fails_fails_every_dispatch_in_it_and_strands_no_one
         budget=oc.Budget(),
         started=datetime.now(timezone.utc),
     )
-    write = recorder._insert_rows  # pyright: ignore[reportPrivateUsage]
+    write = rows.insert
 
-    def insert(
-        conn: sqlite3.Connection, sql: tuple[str, str, str], rows: list[recorder.Row]
-    ) -> None:
-        if rows and failure == "bug":
+    def insert(conn: sqlite3.Connection, sql: rows.Insert, queued: list[rows.Row]) -> None:
+        if queued and failure == "bug":
             raise ValueError("not a journal value")
-        write(conn, sql, [(*row[:-1], object()) for row in rows])  # unbindable: SQLite refuses
+        write(conn, sql, [(*row[:-1], object()) for row in queued])  # unbindable: SQLite refuses
 
-    monkeypatch.setattr(recorder, "_insert_rows", insert)
+    monkeypatch.setattr(rows, "insert", insert)
     outcomes: list[str] = []
 
     async def dispatch(task_id: str) -> None:
