@@ -6,9 +6,10 @@ guarantee:
 
 1. before a node's model call, its dispatch is committed as `started` with its attempt number
    and idempotency key; if that commit fails, the node makes no call and the run stops;
-2. its result is committed with the first dispatch after it (or on its own a few passes of
-   the event loop later, when none comes), so no dependent's call goes out before the result
-   it reads is durable; the scheduler learns of the result at once;
+2. its result is committed with the journal's next commit (usually the one recording the
+   dispatches it frees), or on its own a few passes of the event loop later when none comes,
+   so no dependent's call goes out before the result it reads is durable; the scheduler
+   learns of the result at once;
 3. a node cancelled in flight (a signal, a deadline) is committed as `cancelled`.
 
 Commits are grouped: the dispatches of a few passes of the event loop share one, with the
@@ -239,6 +240,11 @@ class RunRecorder:
         self._ended.clear()
         self._events.clear()
 
+    def _flush(self) -> None:
+        """Commit what is queued (dispatches, ends, events) and nothing more."""
+        with self._transaction():
+            pass
+
     def _run_totals(self, conn: sqlite3.Connection) -> None:
         conn.execute(
             "UPDATE runs SET cost_usd = ?, planning = ?, updated = ? WHERE run_id = ?",
@@ -296,8 +302,7 @@ class RunRecorder:
         """Commit the node's dispatch at once; returns its attempt and key."""
         attempt, key = self._dispatch(task)
         if self._conn is not None:
-            with self._transaction():
-                pass
+            self._flush()
         return attempt, key
 
     async def _commit(self) -> None:
@@ -320,8 +325,7 @@ class RunRecorder:
                 await anyio.lowlevel.cancel_shielded_checkpoint()
             self._batch = None
             try:
-                with self._transaction():
-                    pass
+                self._flush()
             except JournalError as exc:
                 batch.error = exc
             except Exception as exc:  # a bug below: the rows are not known to be committed
@@ -355,8 +359,7 @@ class RunRecorder:
         """Commit how a dispatch ended, at once."""
         self._end(task_id, attempt, result, status)
         if self._conn is not None:
-            with self._transaction():
-                pass
+            self._flush()
 
     def _settle_later(self, task_id: str, attempt: int, result: NodeResult, status: str) -> None:
         """Queue how a dispatch ended for the next commit (every commit writes the queued
@@ -381,8 +384,7 @@ class RunRecorder:
             if not self._ended:
                 continue
             try:
-                with self._transaction():
-                    pass
+                self._flush()
             except JournalError:
                 pass  # broken: the next node start fails fast, and the run raises it
             except Exception as exc:  # a bug below: the results are not known to be committed
