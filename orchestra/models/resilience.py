@@ -331,14 +331,17 @@ class Resilience:
             return await send(spec)
         second = call.models[hedge.model] if hedge.model is not None else spec
         answers: dict[str, Completion] = {}
-        errors: dict[str, ModelError] = {}
+        errors: dict[str, Exception] = {}
         started: list[str] = ["primary"]
         settled = anyio.Event()
 
         async def run(role: str, target: ModelSpec) -> None:
             try:
                 answers[role] = await send(target)
-            except ModelError as exc:
+            except Exception as exc:
+                # Every error is a value of the race, a refused reservation (BudgetRefused) or
+                # an unpriced model (ConfigError) too: raised inside the task group, it would
+                # leave it as an ExceptionGroup that nobody above catches.
                 errors[role] = exc
                 if len(errors) < len(started):
                     return

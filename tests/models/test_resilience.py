@@ -341,6 +341,29 @@ async def test_a_hedged_primary_that_failed_costs_nothing() -> None:
     assert result.cost_usd == pytest.approx(15 / 1e6)
 
 
+async def test_a_hedged_call_the_budget_refuses_stops_the_run() -> None:
+    """A hedged model's call that the run's budget cannot fit stops the run with
+    BudgetExceeded, as an unhedged one does (not a node failed with an ExceptionGroup)."""
+    fake = FakeModel(default="never sent")
+    hedge = oc.HedgePolicy(after=0.01)
+    model = oc.ModelSpec(
+        name="hedged",
+        model=fake.model("hedged"),
+        input_cost=1000.0,
+        output_cost=1000.0,
+        hedge=hedge,
+        litellm_params={"max_tokens": 40},
+    )
+    orch = oc.Orchestra(models=[model], agents=[oc.Agent(name="w", model="hedged")], journal=None)
+    try:
+        with pytest.raises(oc.BudgetExceeded) as stopped:
+            await orch.execute(ONE, budget=oc.Budget(max_usd=0.001))
+    finally:
+        fake.close()
+    assert stopped.value.result.status == "budget_exceeded"
+    assert fake.calls == []
+
+
 async def test_deadline_mid_retry_keeps_finished_nodes(server: OpenAICompatibleServer) -> None:
     """The run's deadline cancels a node stuck retrying; finished nodes are kept."""
     server.script("bad", [Error(503)] * 50)

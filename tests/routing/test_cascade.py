@@ -261,6 +261,41 @@ async def test_cut_off_answers_escalate_are_paid_and_are_the_last_resort() -> No
     fake.close()
 
 
+async def test_a_hedged_stage_the_budget_refuses_keeps_what_was_spent() -> None:
+    """When the run's budget cannot fit a hedged later stage, the run stops with
+    BudgetExceeded and its usage keeps what the earlier stage's answers cost."""
+    fake = FakeModel(
+        handler=lambda r: FakeReply(f"from {r.model}", input_tokens=10, output_tokens=5)
+    )
+    hedge = oc.HedgePolicy(after=0.01)
+    specs = [
+        oc.ModelSpec(
+            name=name,
+            model=fake.model(name),
+            input_cost=price,
+            output_cost=price,
+            hedge=hedge if name == "strong" else None,
+            litellm_params={"max_tokens": 40},
+        )
+        for name, price in (("a", 1.0), ("b", 1.0), ("strong", 1000.0))
+    ]
+    orch = oc.Orchestra(
+        models=specs,
+        agents=[oc.Agent(name="solver")],
+        router=AGREE_THEN_STRONG,
+        journal=None,
+    )
+    try:
+        with pytest.raises(oc.BudgetExceeded) as stopped:
+            await orch.execute(PLAN, budget=oc.Budget(max_usd=0.001))
+    finally:
+        fake.close()
+    usage = stopped.value.result.usage
+    assert sorted(usage.by_model) == ["a", "b"]
+    assert usage.total_tokens == 30
+    assert [c.model for c in fake.calls if c.model == "strong"] == []
+
+
 async def test_a_failing_last_stage_keeps_the_earlier_best_guess() -> None:
     """When the strong model fails after a rejection, the cheap stage's best guess is kept."""
     fake = replies({"a": "41", "b": "42", "strong": FakeFailure(400)})
