@@ -30,6 +30,7 @@ __all__ = [
     "FallbackUsed",
     "HedgeStarted",
     "HedgeWon",
+    "LoserEnded",
     "MapExpanded",
     "ModelCalled",
     "NodeFinished",
@@ -197,6 +198,9 @@ class HedgeStarted(_Event):
     after: float
 
 
+LoserEnded = Literal["answered", "failed", "cancelled", "unsent"]
+
+
 class HedgeWon(_Event):
     """One of two hedged calls answered first; the other was cancelled (its cost counted)."""
 
@@ -206,6 +210,11 @@ class HedgeWon(_Event):
     """`primary` or `hedge`."""
     model: str
     loser_cost_usd: float
+    """What the losing request cost: its answer (`answered`), its prompt, estimated
+    (`cancelled` in flight), or nothing (`failed`, or `unsent`: cancelled while it waited
+    its turn in admission, never sent)."""
+    loser: LoserEnded | None = None
+    """How the losing request ended (None in events recorded before it was reported)."""
 
 
 class CallTimedOut(_Event):

@@ -206,22 +206,23 @@ class ModelCalls:
             )
             return hit
         estimate = prompt_tokens(request.messages, request.tools)
+        context = CallContext(site.run_id, site.task_id, site.emit, site.attempts)
 
         async def send(spec: ModelSpec) -> Completion:
-            return await self._send(site, spec, request, metadata, estimate)
+            return await self._send(site, context, spec, request, metadata, estimate)
 
-        context = CallContext(site.run_id, site.task_id, site.emit, site.attempts)
         completion = await self.resilience.call(
-            self.models, model, send, context, hedge=request.hedge, estimate_tokens=estimate
+            self.models, model, send, context, hedge=request.hedge
         )
         if cache is not None and not completion.cached:
             cache.put(self.models[completion.model], request.messages, request.tools, completion)
-        site.spent = site.spent + context.extra  # cancelled hedges were billed too
+        site.spent = site.spent + context.extra  # requests cancelled in flight were billed too
         return replace(completion, extra=completion.extra + context.extra)
 
     async def _send(
         self,
         site: CallSite,
+        context: CallContext,
         spec: ModelSpec,
         request: CallRequest,
         metadata: Mapping[str, Any],
@@ -248,7 +249,6 @@ class ModelCalls:
         output_tokens = self.tokens.expected_output(spec.name, max_tokens=_max_tokens(spec))
         tokens = input_tokens + output_tokens
         usd = spec.cost(input_tokens=input_tokens, output_tokens=output_tokens)
-        prompt_usd = spec.cost(input_tokens=input_tokens, output_tokens=0)
         limited = account is not None and account.limited()
         queued = self._clock()
         # A provider that keeps answering 429 eventually counts as failing: after the spec's
@@ -265,7 +265,7 @@ class ModelCalls:
                     held = await self.admission.hold(ticket, account, usd=usd, tokens=tokens)
                 try:
                     completion = await self._request(
-                        site, spec, request, metadata, held, prompt_usd, usd
+                        site, context, spec, request, metadata, held, input_tokens, usd
                     )
                 except ModelError as exc:
                     if exc.status_code == 429 and waits < patience:
@@ -310,14 +310,16 @@ class ModelCalls:
     async def _request(
         self,
         site: CallSite,
+        context: CallContext,
         spec: ModelSpec,
         request: CallRequest,
         metadata: Mapping[str, Any],
         held: Reservation | None,
-        prompt_usd: float,
+        input_tokens: int,
         usd: float,
     ) -> Completion:
-        """The client call, with the reservation settled however it ends."""
+        """The client call, with the reservation settled however it ends (and a request
+        cancelled in flight charged its prompt in `context.extra`)."""
         try:
             completion = await self.client.complete(
                 spec,
@@ -359,8 +361,19 @@ class ModelCalls:
                 held.release()
             raise
         except BaseException:
-            if held is not None:  # cancelled in flight: the prompt was likely billed
+            # Cancelled in flight (a hedge that lost its race): the prompt was likely billed.
+            # Charged here, where the request is known to have been sent, in the budget and in
+            # the call's spending alike; one cancelled while it waited its turn costs nothing.
+            prompt_usd = spec.cost(input_tokens=input_tokens, output_tokens=0)
+            if held is not None:
                 held.settle(usd=prompt_usd, tokens=held.tokens, estimated=True)
+            context.extra = context.extra + Usage.of(
+                spec.name,
+                input_tokens=input_tokens,
+                output_tokens=0,
+                cost_usd=prompt_usd,
+                estimated=True,
+            )
             raise
         if held is not None:
             held.settle(

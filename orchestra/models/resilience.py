@@ -46,6 +46,7 @@ from orchestra.events import (
     FallbackUsed,
     HedgeStarted,
     HedgeWon,
+    LoserEnded,
     RetryScheduled,
 )
 from orchestra.models.breaker import CircuitBreaker, CircuitBreakers
@@ -121,7 +122,7 @@ class CallContext:
     emit: EventSink
     attempts: list[Attempt] = field(default_factory=list[Attempt])
     extra: Usage = field(default_factory=Usage)
-    """Spending beyond the answer: cancelled hedges."""
+    """Spending beyond the answer: requests cancelled in flight (a hedge race's loser)."""
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,6 @@ class _Call:
     send: Send
     context: CallContext
     hedge: HedgePolicy | None
-    estimate: int
-    """Prompt tokens, estimated: what a cancelled hedge is charged."""
 
 
 class Resilience:
@@ -161,7 +160,6 @@ class Resilience:
         context: CallContext,
         *,
         hedge: HedgePolicy | None = None,
-        estimate_tokens: int = 0,
     ) -> Completion:
         """Get an answer from `first` or its fallbacks; `send` makes one request to a spec.
 
@@ -170,7 +168,7 @@ class Resilience:
         """
         spec = models[first]
         chain = [first, *(name for name in spec.fallbacks if name != first)]
-        call = _Call(models, send, context, hedge, estimate_tokens)
+        call = _Call(models, send, context, hedge)
         errors: list[ModelError] = []
         try:
             with within(spec.retry.deadline):
@@ -325,7 +323,7 @@ class Resilience:
         return completion
 
     async def _hedged(self, call: _Call, spec: ModelSpec, hedge: HedgePolicy) -> Completion:
-        send, context, estimate = call.send, call.context, call.estimate
+        send, context = call.send, call.context
         delay = hedge.after if hedge.after is not None else self.p95(spec.name, hedge.min_samples)
         if delay is None:
             return await send(spec)
@@ -334,6 +332,7 @@ class Resilience:
         errors: dict[str, Exception] = {}
         started: list[str] = ["primary"]
         settled = anyio.Event()
+        charged = context.extra  # what requests cancelled in flight cost before the race
 
         async def run(role: str, target: ModelSpec) -> None:
             try:
@@ -371,16 +370,16 @@ class Resilience:
         if len(started) == 2:
             loser, loser_spec = ("hedge", second) if winner == "primary" else ("primary", spec)
             late = answers.get(loser)
+            ended: LoserEnded
             if late is not None:
-                cost = late.cost_usd  # answered too: the door charged it like any answer
+                ended, cost = "answered", late.cost_usd  # the door charged it like any answer
             elif loser in errors:
-                cost = 0.0  # failed: a failed request costs nothing, as everywhere
+                ended, cost = "failed", 0.0  # a failed request costs nothing, as everywhere
+            elif context.extra.calls > charged.calls:
+                # Cancelled in flight: the door charged its prompt, estimated.
+                ended, cost = "cancelled", context.extra.cost_usd - charged.cost_usd
             else:
-                # A cancelled request was still billed for its prompt: count it as estimated.
-                cost = loser_spec.cost(input_tokens=estimate, output_tokens=0)
-                context.extra = context.extra + Usage.of(
-                    loser_spec.name, input_tokens=estimate, output_tokens=0, cost_usd=cost
-                )
+                ended, cost = "unsent", 0.0  # cancelled while it waited its turn
             self._record(
                 context, loser_spec.name, utc_now(), "cancelled: the hedge race was lost", None
             )
@@ -391,6 +390,7 @@ class Resilience:
                     winner=winner,
                     model=answers[winner].model,
                     loser_cost_usd=cost,
+                    loser=ended,
                 )
             )
         return answers[winner]

@@ -341,6 +341,58 @@ async def test_a_hedged_primary_that_failed_costs_nothing() -> None:
     assert result.cost_usd == pytest.approx(15 / 1e6)
 
 
+async def test_a_hedge_that_never_left_the_queue_costs_nothing() -> None:
+    """A hedge waiting for its model's only slot when its primary answers was never sent: it
+    is not charged (a hedge cancelled in flight is charged its prompt)."""
+    hedged, done = anyio.Event(), anyio.Event()
+
+    async def answer(request: FakeRequest) -> FakeReply:
+        if request.task_id == "job":
+            await hedged.wait()  # the hedge is queued behind the blocker by now or soon
+            return FakeReply("slow answer", input_tokens=10, output_tokens=5)
+        await done.wait()  # the blocker holds quick's only slot until the race is over
+        return FakeReply("blocked answer", input_tokens=10, output_tokens=5)
+
+    events: list[oc.Event] = []
+
+    def watch(event: oc.Event) -> None:
+        events.append(event)
+        if isinstance(event, HedgeStarted):
+            hedged.set()
+        elif isinstance(event, HedgeWon):
+            done.set()
+
+    fake = FakeModel(handler=answer)
+    models = [
+        oc.ModelSpec(
+            name=name,
+            model=fake.model(name),
+            input_cost=1.0,
+            output_cost=1.0,
+            max_concurrency=1 if name == "quick" else None,
+            hedge=oc.HedgePolicy(after=0.01, model="quick") if name == "slow" else None,
+        )
+        for name in ("slow", "quick")
+    ]
+    agents = [oc.Agent(name="w", model="slow"), oc.Agent(name="q", model="quick")]
+    plan = oc.Plan(
+        tasks=[
+            oc.Task(id="blocker", agent="q", prompt="hold the slot"),
+            oc.Task(id="job", agent="w", prompt="do the job"),
+        ]
+    )
+    orch = oc.Orchestra(models=models, agents=agents, journal=None, on_event=watch)
+    try:
+        result = await orch.execute(plan)
+    finally:
+        fake.close()
+    won = next(e for e in events if isinstance(e, HedgeWon))
+    assert (won.winner, won.loser, won.loser_cost_usd) == ("primary", "unsent", 0.0)
+    assert [(c.task_id, c.model) for c in fake.calls if c.task_id == "job"] == [("job", "slow")]
+    assert list(result.nodes["job"].usage.by_model) == ["slow"]
+    assert result.usage.total_tokens == 30
+
+
 async def test_a_hedged_call_the_budget_refuses_stops_the_run() -> None:
     """A hedged model's call that the run's budget cannot fit stops the run with
     BudgetExceeded, as an unhedged one does (not a node failed with an ExceptionGroup)."""
