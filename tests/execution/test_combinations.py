@@ -1,8 +1,11 @@
 """Features together, not alone: budgets under per-model and global caps, map nodes, task
-budgets, provider faults and concurrent runs, driven by hypothesis through the real call path."""
+budgets, provider faults and concurrent runs; hedges, fallbacks, cascades and the response
+cache; driven by hypothesis through the real call path."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import tempfile
 from collections import Counter
@@ -16,16 +19,27 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import orchestra as oc
-from orchestra.events import PLAN_TASK, ModelCalled, NodeFinished, Replanned
+from orchestra.events import (
+    PLAN_TASK,
+    CallTimedOut,
+    Escalated,
+    FallbackUsed,
+    HedgeStarted,
+    HedgeWon,
+    ModelCalled,
+    NodeFinished,
+    Replanned,
+)
 from orchestra.models.tokens import prompt_tokens
+from orchestra.results import Usage
 from orchestra.testing import FakeFailure, FakeModel, FakeReply, FakeRequest
 
 MAX_TOKENS = 40
 
 
 @st.composite
-def plans(draw: st.DrawFn) -> oc.Plan:
-    """A random DAG of 1-10 tasks on two agents; some tasks have budgets, one may be a map."""
+def plans(draw: st.DrawFn, agents: Sequence[str] = ("a", "b")) -> oc.Plan:
+    """A random DAG of 1-10 tasks on `agents`; some tasks have budgets, one may be a map."""
     count = draw(st.integers(1, 10))
     tasks: list[oc.Task] = []
     for i in range(count):
@@ -37,7 +51,7 @@ def plans(draw: st.DrawFn) -> oc.Plan:
         tasks.append(
             oc.Task(
                 id=f"t{i}",
-                agent=draw(st.sampled_from(["a", "b"])),
+                agent=draw(st.sampled_from(agents)),
                 prompt=prompt,
                 after=after,
                 budget=budget,
@@ -495,3 +509,372 @@ def test_a_resumed_run_runs_nothing_twice_and_keeps_its_budget(
     if bill.usd >= resume_usd:
         assert rebill.usd == 0
     usage_matches_the_bill(result, bill, rebill)
+
+
+SLOW = 0.05
+"""Seconds a slow answer takes: well past a hedge's delay, so hedges start and race."""
+HEDGE_AFTER = 0.01
+TIMEOUT = 0.1
+"""A spec's timeout when hanging requests are drawn (orchestra's own limit: 1.5x + 0.1 s)."""
+WORKERS = ("m1", "m2", "m3")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as the provider saw it, and how it ended there."""
+
+    task_id: str
+    model: str
+    messages: str
+    """The messages, as canonical JSON: what makes two requests identical."""
+    used: int
+    written: int
+    ended: str
+    """`answered`, `failed` (a 429 or 500), `hung` (never answered: a timeout, or a hedge's
+    loser) or `cancelled` (the caller hung up while a slow answer was being written)."""
+    content: str = ""
+
+
+@dataclass
+class Racer:
+    """A provider for hedges, fallbacks, cascades and the cache: some 429s and 500s, some
+    requests that hang (`hang_rate`, for timeouts), some slow answers (`slow_rate`, for
+    hedges), prompt tokens counted as orchestra counts them and a fixed answer length per
+    model within max_tokens (so no answer costs more than estimated). It records every request
+    and how it ended, and the peak of requests in flight per model.
+
+    With `agree`, every model gives a request the same answer; without, each its own (so an
+    upstream node answered by another model changes its dependents' prompts)."""
+
+    seed: int
+    fault_rate: float
+    slow_rate: float
+    hang_rate: float
+    agree: bool
+    outputs: Mapping[str, int]
+    requests: list[Request] = field(default_factory=list[Request])
+    inflight: Counter[str] = field(default_factory=Counter[str])
+    peak: Counter[str] = field(default_factory=Counter[str])
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    async def __call__(self, request: FakeRequest) -> FakeReply | FakeFailure:
+        """Answer one request (the FakeModel's handler)."""
+        model = request.model
+        self.inflight[model] += 1
+        self.peak[model] = max(self.peak[model], self.inflight[model])
+        try:
+            return await self._answer(request)
+        finally:
+            self.inflight[model] -= 1
+
+    async def _answer(self, request: FakeRequest) -> FakeReply | FakeFailure:
+        task_id, model = request.task_id or "", request.model
+        used = prompt_tokens(request.messages, request.tools)
+        written = self.outputs[model]
+        messages = json.dumps(request.messages, sort_keys=True)
+
+        def seen(ended: str, content: str = "") -> None:
+            self.requests.append(Request(task_id, model, messages, used, written, ended, content))
+
+        roll, slow = self._rng.random(), self._rng.random() < self.slow_rate
+        if roll < self.fault_rate / 2:
+            seen("failed")
+            return FakeFailure(429, retry_after=0)
+        if roll < self.fault_rate:
+            seen("failed")
+            return FakeFailure(500)
+        if roll < self.fault_rate + self.hang_rate:
+            seen("hung")
+            await anyio.sleep_forever()
+        # The answer depends on the request alone, as a model's does: two tasks asking the
+        # same of the same model get the same answer (the cache serves one from the other).
+        digest = hashlib.sha256(messages.encode()).hexdigest()[:8]
+        if task_id == "items":
+            content = '["p", "q", "r", "s"]'
+        else:
+            content = f"answer {digest}" if self.agree else f"answer {digest} from {model}"
+        if slow:
+            try:
+                await anyio.sleep(SLOW)
+            except anyio.get_cancelled_exc_class():
+                seen("cancelled")
+                raise
+        seen("answered", content)
+        return FakeReply(content, input_tokens=used, output_tokens=written)
+
+    def answered(self) -> Counter[tuple[str, str, int, int]]:
+        """The answers given: task, model, prompt and output tokens."""
+        return Counter(
+            (r.task_id, r.model, r.used, r.written) for r in self.requests if r.ended == "answered"
+        )
+
+
+@st.composite
+def racing_specs(
+    draw: st.DrawFn, fake: FakeModel, *, hedging: bool, hangs: bool
+) -> dict[str, oc.ModelSpec]:
+    """Three workers, each priced and capped as drawn, with drawn fallbacks, hedges (on
+    itself or another worker) when `hedging`, and a timeout when requests may hang."""
+    specs: dict[str, oc.ModelSpec] = {}
+    for name in WORKERS:
+        others = [m for m in WORKERS if m != name]
+        hedges = st.builds(
+            oc.HedgePolicy, after=st.just(HEDGE_AFTER), model=st.none() | st.sampled_from(others)
+        )
+        hedge = draw(st.none() | hedges) if hedging else None
+        specs[name] = oc.ModelSpec(
+            name=name,
+            model=fake.model(name),
+            input_cost=draw(st.floats(0.0, 500.0)),
+            output_cost=draw(st.floats(0.0, 500.0)),
+            max_concurrency=draw(st.none() | st.integers(1, 3)),
+            litellm_params={"max_tokens": MAX_TOKENS},
+            retry=oc.RetryPolicy(max_retries=1, backoff=0),
+            fallbacks=draw(st.lists(st.sampled_from(others), unique=True, max_size=2)),
+            hedge=hedge,
+            timeout=TIMEOUT if hangs else None,
+        )
+    return specs
+
+
+@st.composite
+def cascades(draw: st.DrawFn) -> oc.routing.Cascade:
+    """One or two workers that must agree, then (maybe) another that votes."""
+    first = draw(st.lists(st.sampled_from(WORKERS), unique=True, min_size=1, max_size=2))
+    stages = [oc.routing.Stage(first, oc.checks.Agree(2))]
+    rest = [m for m in WORKERS if m not in first]
+    if draw(st.booleans()):
+        stages.append(oc.routing.Stage([draw(st.sampled_from(rest))], oc.checks.Vote()))
+    return oc.routing.Cascade(stages)
+
+
+def agent_of(plan: oc.Plan, task_id: str) -> str:
+    """The agent of a task of `plan` or of one of its map items."""
+    tasks = {t.id: t for t in plan.tasks}
+    return tasks[task_id.split("__")[0]].agent
+
+
+@dataclass
+class Session:
+    """One run of the racing property: its outcome, its provider's view and its events."""
+
+    racer: Racer
+    events: list[oc.Event]
+    result: oc.RunResult | None
+
+
+def racing_run(
+    plan: oc.Plan,
+    specs: Mapping[str, oc.ModelSpec],
+    racer: Racer,
+    fake: FakeModel,
+    cascade: oc.routing.Cascade,
+    cache: oc.Cache | None,
+    max_usd: float,
+) -> Session:
+    """Execute `plan` once on a fresh Orchestra (agent `c` routed by the cascade)."""
+    fake.handler = racer
+    events: list[oc.Event] = []
+    agents = [oc.Agent(name="a", model="m1"), oc.Agent(name="b", model="m2"), oc.Agent(name="c")]
+    orch = oc.Orchestra(
+        models=list(specs.values()),
+        agents=agents,
+        router=oc.routing.PerAgent({"c": cascade}),
+        cache=cache,
+        journal=None,
+        on_event=events.append,
+    )
+    ended: list[oc.RunResult | None] = []
+
+    async def main() -> None:
+        with anyio.fail_after(60):  # a hang detector, not a speed check
+            try:
+                ended.append(await orch.execute(plan, budget=oc.Budget(max_usd=max_usd)))
+            except (oc.BudgetExceeded, oc.NodeFailed) as stopped:
+                ended.append(stopped.result)
+
+    anyio.run(main, backend="asyncio")
+    return Session(racer, events, ended[0])
+
+
+def lost_hedges(events: Sequence[oc.Event], specs: Mapping[str, oc.ModelSpec]) -> Usage:
+    """What the hedging rule charges beyond the answers orchestra took: a loser cancelled in
+    flight is charged its prompt (the winner's prompt tokens: both sent the same messages) at
+    its model's input price. A loser that answered is charged its answer, one that failed or
+    was never sent (it waited for a slot) nothing; an answer is in its `model_called` event."""
+    lost = Usage()
+    for index, won in enumerate(events):
+        if not isinstance(won, HedgeWon):
+            continue
+        race = next(
+            e
+            for e in reversed(events[:index])
+            if isinstance(e, HedgeStarted)
+            and e.task_id == won.task_id
+            and won.model in (e.model, e.hedge_model)
+        )
+        loser = race.hedge_model if won.winner == "primary" else race.model
+        answer = next(
+            e
+            for e in reversed(events[:index])
+            if isinstance(e, ModelCalled)
+            and e.task_id == won.task_id
+            and e.model == won.model
+            and e.error is None
+        )
+        if won.loser == "cancelled":
+            cost = specs[loser].cost(input_tokens=answer.input_tokens, output_tokens=0)
+            assert won.loser_cost_usd == pytest.approx(cost, rel=1e-9, abs=1e-15)
+            lost = lost + Usage.of(
+                loser, input_tokens=answer.input_tokens, output_tokens=0, cost_usd=cost
+            )
+        else:
+            assert won.loser in ("answered", "failed", "unsent")
+    return lost
+
+
+def racing_holds(
+    session: Session, specs: Mapping[str, oc.ModelSpec], max_usd: float, *earlier: Session
+) -> None:
+    """The invariants of one run (`earlier` runs filled the cache it may answer from)."""
+    racer, result, events = session.racer, session.result, session.events
+    for e in events:
+        if isinstance(e, HedgeWon):
+            event(f"a hedge's loser {e.loser}")
+        elif isinstance(e, (FallbackUsed, Escalated, CallTimedOut)):
+            event(e.kind)
+    event(f"ended: {'no result' if result is None else result.status}")
+    if result is not None:
+        for node in result.nodes.values():
+            if node.error is not None:
+                why = "its task's budget" if "cannot fit" in node.error else "something else"
+                event(f"a node failed: {why}")
+    for name, spec in specs.items():
+        if spec.max_concurrency is not None:
+            assert racer.peak[name] <= spec.max_concurrency
+    # Every answer orchestra took is one the provider gave, counted once; an answer it did
+    # not take was a hedge's that lost (cancelled after the provider answered: the hedging
+    # rule charges its prompt).
+    hedged = {e.task_id for e in events if isinstance(e, HedgeStarted)}
+    taken = Counter(
+        (e.task_id, e.model, e.input_tokens, e.output_tokens)
+        for e in events
+        if isinstance(e, ModelCalled) and e.error is None and not e.cached
+    )
+    given = racer.answered()
+    assert not taken - given
+    assert {task_id for task_id, *_ in given - taken} <= hedged
+    assert {r.task_id for r in racer.requests if r.ended == "cancelled"} <= hedged
+    if result is None:
+        return
+    assert result.cost_usd <= max_usd + 1e-12
+    lost = lost_hedges(events, specs)
+    assert result.usage.input_tokens == sum(k[2] * n for k, n in taken.items()) + lost.input_tokens
+    assert result.usage.output_tokens == sum(k[3] * n for k, n in taken.items())
+    usd = sum(
+        specs[m].cost(input_tokens=i, output_tokens=o) * n for (_, m, i, o), n in taken.items()
+    )
+    assert result.cost_usd == pytest.approx(usd + lost.cost_usd, rel=1e-9, abs=1e-15)
+    answers = {
+        (r.model, r.content)
+        for s in (session, *earlier)
+        for r in s.racer.requests
+        if r.ended == "answered"
+    }
+    for node in result.nodes.values():
+        assert node.ok == (node.error is None)
+        if node.ok and node.model is not None:  # (a map's join has no model)
+            assert (node.model, node.output) in answers
+
+
+def cached_requests_stay_home(
+    first: Session, second: Session, plan: oc.Plan, cached: Collection[str]
+) -> None:
+    """In the second run, no node of a cached pinned agent asks the provider anything that
+    the first run stored for its pinned model: identical means the same model and messages,
+    read from what the provider received. The first run stored an answer its model gave to a
+    cached agent's call, unless that answer lost a hedge race (the winner's is stored)."""
+    pins = {"a": "m1", "b": "m2"}
+    raced = {e.task_id for e in first.events if isinstance(e, HedgeStarted)}
+    won = {(e.task_id, e.model) for e in first.events if isinstance(e, HedgeWon)}
+    stored = {
+        (r.model, r.messages)
+        for r in first.racer.requests
+        if r.ended == "answered"
+        and agent_of(plan, r.task_id) in cached
+        and (r.task_id not in raced or (r.task_id, r.model) in won)
+    }
+    for r in second.racer.requests:
+        agent = agent_of(plan, r.task_id)
+        if agent in cached and agent in pins:
+            assert (pins[agent], r.messages) not in stored, r
+
+
+@pytest.mark.slow
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.data_too_large])
+@given(
+    plan=plans(("a", "b", "c")),
+    data=st.data(),
+    cascade=cascades(),
+    cached=st.none() | st.sets(st.sampled_from(["a", "b", "c"]), min_size=1),
+    max_usd=st.floats(0.0005, 0.2),
+    fault_rate=st.sampled_from([0.0, 0.2]),
+    slow_rate=st.sampled_from([0.0, 0.3]),
+    hedging=st.booleans(),
+    hangs=st.booleans(),
+    agree=st.booleans(),
+    seed=st.integers(0, 1000),
+    outputs=st.tuples(*[st.integers(1, MAX_TOKENS)] * 3),
+)
+def test_hedges_fallbacks_cascades_and_the_cache_keep_the_books(
+    plan: oc.Plan,
+    data: st.DataObject,
+    cascade: oc.routing.Cascade,
+    cached: set[str] | None,
+    max_usd: float,
+    fault_rate: float,
+    slow_rate: float,
+    hedging: bool,
+    hangs: bool,
+    agree: bool,
+    seed: int,
+    outputs: tuple[int, int, int],
+) -> None:
+    """Hedged, falling-back, cascaded and cached calls under a USD budget, task budgets,
+    per-model caps, 429s, 500s and timeouts, run twice on one response cache. In each run: no
+    model ever has more requests in flight than its cap; the spending stays within the budget
+    (no answer costs more than estimated); every answer orchestra took is one the provider
+    gave, counted once (one it did not take was a hedge's that lost), and the run's usage is
+    exactly those answers plus, for each hedge cancelled in flight, its prompt at its model's
+    input price (tokens exact, USD to 1e-9); every node reported ok holds an answer its model
+    gave (in this run or, through the cache, the first). In the second run, a cached pinned
+    agent never asks the provider what the first run stored for its model."""
+    fake = FakeModel()
+    specs = data.draw(racing_specs(fake, hedging=hedging, hangs=hangs))
+    hang_rate = 0.1 if hangs else 0.0
+    volumes = dict(zip(WORKERS, outputs, strict=True))
+    with tempfile.TemporaryDirectory() as folder:
+        cache = (
+            None
+            if cached is None
+            else oc.Cache(path=f"{folder}/cache.sqlite", agents=sorted(cached))
+        )
+
+        def once(run_seed: int) -> Session:
+            racer = Racer(run_seed, fault_rate, slow_rate, hang_rate, agree, volumes)
+            return racing_run(plan, specs, racer, fake, cascade, cache, max_usd)
+
+        try:
+            first = once(seed)
+            racing_holds(first, specs, max_usd)
+            if cache is None:
+                return
+            second = once(seed + 1)
+            racing_holds(second, specs, max_usd, first)
+            hits = sum(isinstance(e, ModelCalled) and e.cached for e in second.events)
+            event(f"second run: {'some' if hits else 'no'} cache hits")
+            cached_requests_stay_home(first, second, plan, cache.agents or ())
+        finally:
+            fake.close()
