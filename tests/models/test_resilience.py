@@ -416,6 +416,45 @@ async def test_a_hedged_call_the_budget_refuses_stops_the_run() -> None:
     assert fake.calls == []
 
 
+async def test_a_hedge_the_budget_refuses_leaves_its_primary_running() -> None:
+    """A hedge whose reservation the budget cannot fit next to its primary's (held, or
+    settled) is not sent; the primary goes on and its answer is the node's."""
+    hedged = anyio.Event()
+
+    async def answer(request: FakeRequest) -> FakeReply:
+        await hedged.wait()
+        return FakeReply("primary answer", input_tokens=10, output_tokens=40)
+
+    events: list[oc.Event] = []
+
+    def watch(event: oc.Event) -> None:
+        events.append(event)
+        if isinstance(event, HedgeStarted):
+            hedged.set()
+
+    fake = FakeModel(handler=answer)
+    model = oc.ModelSpec(
+        name="slow",
+        model=fake.model("slow"),
+        input_cost=1000.0,
+        output_cost=1000.0,
+        hedge=oc.HedgePolicy(after=0.01),
+        litellm_params={"max_tokens": 40},
+    )
+    orch = oc.Orchestra(
+        models=[model], agents=[oc.Agent(name="w", model="slow")], journal=None, on_event=watch
+    )
+    try:  # a call is estimated at $0.043 and costs $0.05: one fits, never two
+        result = await orch.execute(ONE, budget=oc.Budget(max_usd=0.07))
+    finally:
+        fake.close()
+    assert result.output == "primary answer"
+    assert len(fake.calls) == 1
+    won = next(e for e in events if isinstance(e, HedgeWon))
+    assert (won.winner, won.loser, won.loser_cost_usd) == ("primary", "failed", 0.0)
+    assert result.cost_usd == pytest.approx(50 * 1000 / 1e6)
+
+
 async def test_deadline_mid_retry_keeps_finished_nodes(server: OpenAICompatibleServer) -> None:
     """The run's deadline cancels a node stuck retrying; finished nodes are kept."""
     server.script("bad", [Error(503)] * 50)
