@@ -617,8 +617,9 @@ class Racer:
 def racing_specs(
     draw: st.DrawFn, fake: FakeModel, *, hedging: bool, hangs: bool
 ) -> dict[str, oc.ModelSpec]:
-    """Three workers, each priced and capped as drawn, with drawn fallbacks, hedges (on
-    itself or another worker) when `hedging`, and a timeout when requests may hang."""
+    """Three workers, each priced, capped and streaming or not as drawn, with drawn
+    fallbacks, hedges (on itself or another worker) when `hedging`, and a timeout when
+    requests may hang."""
     specs: dict[str, oc.ModelSpec] = {}
     for name in WORKERS:
         others = [m for m in WORKERS if m != name]
@@ -637,6 +638,7 @@ def racing_specs(
             fallbacks=draw(st.lists(st.sampled_from(others), unique=True, max_size=2)),
             hedge=hedge,
             timeout=TIMEOUT if hangs else None,
+            stream=draw(st.booleans()),
         )
     return specs
 
@@ -741,6 +743,7 @@ def lost_hedges(events: Sequence[oc.Event], specs: Mapping[str, oc.ModelSpec]) -
 
 def racing_holds(
     session: Session,
+    plan: oc.Plan,
     specs: Mapping[str, oc.ModelSpec],
     caps: Mapping[str, int | None],
     max_usd: float,
@@ -778,6 +781,12 @@ def racing_holds(
     if result is None:
         return
     assert result.cost_usd <= max_usd + 1e-12
+    spent = Counter[str]()  # by task, a map's items together
+    for task_id, node in result.nodes.items():
+        spent[task_id.split("__")[0]] += node.cost_usd
+    for task in plan.tasks:
+        if task.budget is not None and task.budget.max_usd is not None:
+            assert spent[task.id] <= task.budget.max_usd + 1e-12
     lost = lost_hedges(events, specs)
     assert result.usage.input_tokens == sum(k[2] * n for k, n in taken.items()) + lost.input_tokens
     assert result.usage.output_tokens == sum(k[3] * n for k, n in taken.items())
@@ -872,16 +881,16 @@ def test_hedges_fallbacks_cascades_and_the_cache_keep_the_books(
     seed: int,
     outputs: tuple[int, int, int],
 ) -> None:
-    """Hedged, falling-back, cascaded and cached calls under a USD budget, task budgets,
-    per-model and global caps, 429s, 500s and timeouts, run twice on one response cache. In
-    each run: no model (nor all together) ever has more requests in flight than its cap; the
-    spending stays within the budget (no answer costs more than estimated); every answer
-    orchestra took is one the provider gave, counted once (one it did not take was a hedge's
-    that lost), and the run's usage is exactly those answers plus, for each hedge cancelled in
-    flight, its prompt at its model's input price (tokens exact, USD to 1e-9); every node
-    reported ok holds an answer its model gave (in this run or, through the cache, the
-    first). In the second run, a cached agent never asks the provider what the first run
-    stored for a model it asks first."""
+    """Hedged, falling-back, cascaded and cached calls (some streamed) under a USD budget,
+    task budgets, per-model and global caps, 429s, 500s and timeouts, run twice on one
+    response cache. In each run: no model (nor all together) ever has more requests in flight
+    than its cap; the spending stays within the budget, and each task's within its own (no
+    answer costs more than estimated); every answer orchestra took is one the provider gave,
+    counted once (one it did not take was a hedge's that lost), and the run's usage is exactly
+    those answers plus, for each hedge cancelled in flight, its prompt at its model's input
+    price (tokens exact, USD to 1e-9); every node reported ok holds an answer its model gave
+    (in this run or, through the cache, the first). In the second run, a cached agent never
+    asks the provider what the first run stored for a model it asks first."""
     fake = FakeModel()
     specs = data.draw(racing_specs(fake, hedging=hedging, hangs=hangs))
     hang_rate = 0.1 if hangs else 0.0
@@ -900,11 +909,11 @@ def test_hedges_fallbacks_cascades_and_the_cache_keep_the_books(
 
         try:
             first = once(seed)
-            racing_holds(first, specs, caps, max_usd)
+            racing_holds(first, plan, specs, caps, max_usd)
             if cache is None:
                 return
             second = once(seed + 1)
-            racing_holds(second, specs, caps, max_usd, first)
+            racing_holds(second, plan, specs, caps, max_usd, first)
             hits = sum(isinstance(e, ModelCalled) and e.cached for e in second.events)
             event(f"second run: {'some' if hits else 'no'} cache hits")
             cached_requests_stay_home(first, second, plan, cache.agents or (), specs, cascade)
