@@ -705,39 +705,59 @@ def racing_run(
     return Session(racer, events, ended[0])
 
 
+def loser_of(won: HedgeWon, race: HedgeStarted) -> str | None:
+    """The model that lost `race` if `won` ended it (None: `won` is another race's end)."""
+    if won.task_id != race.task_id:
+        return None
+    if won.winner == "primary":
+        return race.hedge_model if won.model == race.model else None
+    return race.model if won.model == race.hedge_model else None
+
+
 def lost_hedges(events: Sequence[oc.Event], specs: Mapping[str, oc.ModelSpec]) -> Usage:
     """What the hedging rule charges beyond the answers orchestra took: a loser cancelled in
     flight is charged its prompt (the winner's prompt tokens: both sent the same messages) at
     its model's input price. A loser that answered is charged its answer, one that failed or
-    was never sent (it waited for a slot) nothing; an answer is in its `model_called` event."""
+    was never sent (it waited for a slot) nothing; an answer is in its `model_called` event.
+
+    A cascade stage may race twice at once in one node (m3 hedged by m1 while m2 is), so a
+    `hedge_won` is matched to an open race of its node that it can end and whose loser's
+    price gives the cost it reports."""
     lost = Usage()
+    races: list[HedgeStarted] = []
     for index, won in enumerate(events):
+        if isinstance(won, HedgeStarted):
+            races.append(won)
         if not isinstance(won, HedgeWon):
             continue
-        race = next(
-            e
-            for e in reversed(events[:index])
-            if isinstance(e, HedgeStarted)
-            and e.task_id == won.task_id
-            and won.model in (e.model, e.hedge_model)
+        prompt = next(
+            c.input_tokens
+            for c in reversed(events[:index])
+            if isinstance(c, ModelCalled)
+            and c.task_id == won.task_id
+            and c.model == won.model
+            and c.error is None
         )
-        loser = race.hedge_model if won.winner == "primary" else race.model
-        answer = next(
-            e
-            for e in reversed(events[:index])
-            if isinstance(e, ModelCalled)
-            and e.task_id == won.task_id
-            and e.model == won.model
-            and e.error is None
-        )
+        charges = {
+            i: specs[loser].cost(input_tokens=prompt, output_tokens=0)
+            for i, race in enumerate(races)
+            if (loser := loser_of(won, race)) is not None
+        }
         if won.loser == "cancelled":
-            cost = specs[loser].cost(input_tokens=answer.input_tokens, output_tokens=0)
-            assert won.loser_cost_usd == pytest.approx(cost, rel=1e-9, abs=1e-15)
-            lost = lost + Usage.of(
-                loser, input_tokens=answer.input_tokens, output_tokens=0, cost_usd=cost
-            )
+            charges = {
+                i: usd
+                for i, usd in charges.items()
+                if won.loser_cost_usd == pytest.approx(usd, rel=1e-9, abs=1e-15)
+            }
         else:
             assert won.loser in ("answered", "failed", "unsent")
+        assert charges, won  # some open race ends with this event
+        last = max(charges)
+        loser = loser_of(won, races.pop(last))
+        if won.loser == "cancelled" and loser is not None:
+            lost = lost + Usage.of(
+                loser, input_tokens=prompt, output_tokens=0, cost_usd=charges[last]
+            )
     return lost
 
 
