@@ -787,8 +787,8 @@ def racing_holds(
             assert racer.peak[key] <= cap
     # Every answer orchestra took is one the provider gave, counted once; an answer it did
     # not take was a hedge's that lost (cancelled after the provider answered: the hedging
-    # rule charges its prompt).
-    hedged = {e.task_id for e in events if isinstance(e, HedgeStarted)}
+    # rule charges its prompt) or came as the call timed out (charged nothing).
+    interrupted = {e.task_id for e in events if isinstance(e, (HedgeStarted, CallTimedOut))}
     taken = Counter(
         (e.task_id, e.model, e.input_tokens, e.output_tokens)
         for e in events
@@ -796,8 +796,8 @@ def racing_holds(
     )
     given = racer.answered()
     assert not taken - given
-    assert {task_id for task_id, *_ in given - taken} <= hedged
-    assert {r.task_id for r in racer.requests if r.ended == "cancelled"} <= hedged
+    assert {task_id for task_id, *_ in given - taken} <= interrupted
+    assert {r.task_id for r in racer.requests if r.ended == "cancelled"} <= interrupted
     if result is None:
         return
     assert result.cost_usd <= max_usd + 1e-12
@@ -837,7 +837,8 @@ def cached_requests_stay_home(
     """In the second run, no cached agent's node asks the provider anything that the first
     run stored for a model it asks first: identical means the same model and messages, read
     from what the provider received. The first run stored an answer its model gave to a
-    cached agent's call, unless that answer lost a hedge race (the winner's is stored). A
+    cached agent's call, unless that answer lost a hedge race (the winner's is stored) or
+    came as the call timed out. A
     pinned agent asks its model first; the cascade's agent asks its stages' models first, so
     a request to one of them that no other model falls back or hedges to came first (a
     fallback or hedge is looked up as the model it stands in for)."""
@@ -850,7 +851,7 @@ def cached_requests_stay_home(
         )
     }
     staged = {m for stage in cascade.stages for m in stage.models} - stand_ins
-    raced = {e.task_id for e in first.events if isinstance(e, HedgeStarted)}
+    raced = {e.task_id for e in first.events if isinstance(e, (HedgeStarted, CallTimedOut))}
     won = {(e.task_id, e.model) for e in first.events if isinstance(e, HedgeWon)}
     stored = {
         (r.model, r.messages)
