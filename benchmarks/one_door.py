@@ -3,10 +3,10 @@
 Every figure is a ratio against a baseline measured in the same run (the machines are noisy):
 
 - overhead: a 1,000-node DAG, one litellm call per node to an instant in-process provider
-  (`FakeModel`), and over HTTP to the test server: orchestra with its defaults (journal on) vs a
-  bare anyio executor making the same litellm calls (goal <= 1.10x); journal on vs off (goal
-  <= 1.10x); LangGraph running the same DAG (if installed: `pip install -e ".[bench]"`; goal
-  orchestra <= 0.85x of it).
+  (`FakeModel`), and over HTTP to the test server in its own process: orchestra with its
+  defaults (journal on) vs a bare anyio executor making the same litellm calls (goal <= 1.10x);
+  journal on vs off (goal <= 1.10x); LangGraph running the same DAG (if installed:
+  `pip install -e ".[bench]"`; goal orchestra <= 0.85x of it).
 - priority under a cap: a 200-node DAG whose nodes take lognormal times (each agent its own
   typical time), every model call under `max_concurrency=8`: orchestra's makespan vs a bare
   anyio executor behind a FIFO `CapacityLimiter(8)` (goal <= 1.0x), and with no cap vs the bare
@@ -23,9 +23,12 @@ import gc
 import json
 import math
 import random
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -34,7 +37,7 @@ import anyio
 
 import orchestra as oc
 from orchestra.models.loader import load_litellm
-from orchestra.testing import FakeModel, FakeReply, FakeRequest, OpenAICompatibleServer, Reply
+from orchestra.testing import FakeModel, FakeReply, FakeRequest
 
 Deps = dict[str, list[str]]
 
@@ -63,6 +66,25 @@ def plan_of(deps: Deps, agent_of: Callable[[str], str]) -> oc.Plan:
 # 1.3 ms per call here, on both sides), which would make orchestra's own cost look smaller. The
 # test server answers whatever model is asked for.
 LISTED = "openai/gpt-4o-mini"
+
+
+@contextmanager
+def server_process(api_key: str) -> Iterator[str]:
+    """The test server in a process of its own, as a provider is (`python -m
+    orchestra.testing.server`); yields its URL. In this process its threads would take the
+    GIL from the client's event loop at every request, a cost no real provider puts on its
+    clients."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "orchestra.testing.server", "--api-key", api_key],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        yield server.stdout.readline().strip()
+    finally:
+        server.terminate()
+        server.wait()
 
 
 # -- baselines ------------------------------------------------------------------------------
@@ -251,16 +273,16 @@ async def overhead(count: int, repeat: int) -> dict[str, float]:
             figures["vs_langgraph"] = best(ours.wall) / best(graph.wall)
             figures["vs_langgraph_cpu"] = best(ours.cpu) / best(graph.cpu)
     fake.close()
-    with OpenAICompatibleServer(api_key="k", default=Reply("ok")) as server:
+    with server_process("k") as url:
         http = oc.ModelSpec(
             name="m",
             model=LISTED,
-            api_base=server.url,
+            api_base=url,
             api_key="k",
             input_cost=0.1,
             output_cost=0.2,
         )
-        http_call = litellm_call(LISTED, api_base=server.url, api_key="k")
+        http_call = litellm_call(LISTED, api_base=url, api_key="k")
         await bare_executor(random_dag(50, 1), http_call)
         small = dict(list(deps.items())[: count // 2])
         small_plan = plan_of(small, lambda _node: "w")
