@@ -211,9 +211,16 @@ class ModelCalls:
         async def send(spec: ModelSpec) -> Completion:
             return await self._send(site, context, spec, request, metadata, estimate)
 
-        completion = await self.resilience.call(
-            self.models, model, send, context, hedge=request.hedge
-        )
+        try:
+            completion = await self.resilience.call(
+                self.models, model, send, context, hedge=request.hedge
+            )
+        except Exception:
+            # A request the call's own deadline cut off in flight was billed, and the budget
+            # charged it: so does the site, though the call failed. A call cancelled from
+            # outside (the run's max_seconds) is not an Exception and is not counted here.
+            site.spent = site.spent + context.extra
+            raise
         if cache is not None and not completion.cached:
             cache.put(self.models[completion.model], request.messages, request.tools, completion)
         site.spent = site.spent + context.extra  # requests cancelled in flight were billed too

@@ -17,6 +17,7 @@ from orchestra.events import (
     RateLimited,
     RetryScheduled,
 )
+from orchestra.models.tokens import prompt_tokens
 from orchestra.testing import (
     EmptyChoices,
     Error,
@@ -474,6 +475,35 @@ async def test_deadline_mid_retry_keeps_finished_nodes(server: OpenAICompatibleS
         await orch.execute(plan, budget=oc.Budget(max_seconds=0.4))
     assert list(info.value.result.nodes) == ["fine"]
     assert 1 < len(server.requests_for("bad")) < 41
+
+
+async def test_a_request_the_deadline_cuts_off_is_in_the_usage() -> None:
+    """A request in flight when the call's deadline passes is charged its prompt, estimated,
+    in the failed node's usage as in the budget (the usage had nothing)."""
+
+    async def hang(request: FakeRequest) -> str:
+        await anyio.sleep_forever()
+        return "never"
+
+    fake = FakeModel(handler=hang)
+    model = oc.ModelSpec(
+        name="stuck",
+        model=fake.model("stuck"),
+        input_cost=1000.0,
+        output_cost=1000.0,
+        retry=oc.RetryPolicy(deadline=0.05, max_retries=0),
+        litellm_params={"max_tokens": 40},
+    )
+    orch = oc.Orchestra(models=[model], agents=[oc.Agent(name="w", model="stuck")], journal=None)
+    try:
+        with pytest.raises(oc.NodeFailed) as failed:
+            await orch.execute(ONE, budget=oc.Budget(max_usd=1.0))
+    finally:
+        fake.close()
+    prompt = prompt_tokens([{"role": "user", "content": "do the job"}], [])
+    usage = failed.value.result.usage
+    assert (usage.input_tokens, usage.output_tokens, usage.estimated) == (prompt, 0, True)
+    assert usage.cost_usd == pytest.approx(prompt * 1000 / 1e6)
 
 
 async def test_node_deadline_bounds_all_retries(server: OpenAICompatibleServer) -> None:
