@@ -19,7 +19,7 @@ import anyio
 
 from orchestra._untrusted import valid_text
 from orchestra.errors import ModelError
-from orchestra.models.failures import model_error, scrub
+from orchestra.models.failures import model_error, scrub, stream_unfinished
 from orchestra.models.guard import remember
 from orchestra.models.loader import load_litellm
 from orchestra.models.resilience import within
@@ -307,14 +307,7 @@ class ModelClient:
                 transient=True,
             )
         if _stream_finish_reason(stream, chunks) is None:
-            # llama.cpp's server ends a stream this way, cleanly, when another request waits:
-            # what came so far is part of an answer, never an answer.
-            raise ModelError(
-                f"model {spec.name!r} ({spec.model}): the stream ended without a finish reason "
-                "(cut short by the server); the partial answer was discarded",
-                model=spec.name,
-                transient=True,
-            )
+            raise stream_unfinished(spec)
         # litellm keeps the provider's own chunks apart from the ones it adds at the end: only
         # there does a usage chunk prove the provider counted the tokens.
         raw = cast(list[Any], getattr(stream, "chunks", None) or [])
