@@ -232,8 +232,8 @@ class ModelClient:
                 kwargs["tool_choice"] = (
                     tool_choice if isinstance(tool_choice, str) else dict(tool_choice)
                 )
-            # litellm 1.106 routes any call with tools through its MCP gateway check, which
-            # imports the optional `mcp` package; plain function tools do not need it.
+            # litellm (1.106 to 1.110) routes any call with tools through its MCP gateway
+            # check, which imports the optional `mcp` package; plain function tools need none.
             kwargs["_skip_mcp_handler"] = True
         started = time.monotonic()
         # litellm's own timeout fires late (about 1.4 s for timeout=1): enforce ours too.
