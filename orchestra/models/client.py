@@ -19,7 +19,7 @@ import anyio
 
 from orchestra._untrusted import valid_text
 from orchestra.errors import ModelError
-from orchestra.models.failures import model_error, scrub
+from orchestra.models.failures import model_error, scrub, stream_unfinished
 from orchestra.models.guard import remember
 from orchestra.models.loader import load_litellm
 from orchestra.models.resilience import within
@@ -232,8 +232,8 @@ class ModelClient:
                 kwargs["tool_choice"] = (
                     tool_choice if isinstance(tool_choice, str) else dict(tool_choice)
                 )
-            # litellm 1.106 routes any call with tools through its MCP gateway check, which
-            # imports the optional `mcp` package; plain function tools do not need it.
+            # litellm (1.106 to 1.110) routes any call with tools through its MCP gateway
+            # check, which imports the optional `mcp` package; plain function tools need none.
             kwargs["_skip_mcp_handler"] = True
         started = time.monotonic()
         # litellm's own timeout fires late (about 1.4 s for timeout=1): enforce ours too.
@@ -307,14 +307,7 @@ class ModelClient:
                 transient=True,
             )
         if _stream_finish_reason(stream, chunks) is None:
-            # llama.cpp's server ends a stream this way, cleanly, when another request waits:
-            # what came so far is part of an answer, never an answer.
-            raise ModelError(
-                f"model {spec.name!r} ({spec.model}): the stream ended without a finish reason "
-                "(cut short by the server); the partial answer was discarded",
-                model=spec.name,
-                transient=True,
-            )
+            raise stream_unfinished(spec)
         # litellm keeps the provider's own chunks apart from the ones it adds at the end: only
         # there does a usage chunk prove the provider counted the tokens.
         raw = cast(list[Any], getattr(stream, "chunks", None) or [])

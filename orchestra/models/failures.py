@@ -30,7 +30,7 @@ from orchestra.errors import ModelError
 from orchestra.models.loader import load_litellm
 from orchestra.models.spec import ModelSpec
 
-__all__ = ["ResponseTooLarge", "model_error", "public_url", "scrub"]
+__all__ = ["ResponseTooLarge", "model_error", "public_url", "scrub", "stream_unfinished"]
 
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 _MESSAGE_CHARS = 600
@@ -198,6 +198,22 @@ def _sdk_connection_error(link: BaseException) -> bool:
     )
 
 
+# litellm 1.107+ raises this itself for a stream that ends cleanly without a finish reason;
+# earlier releases end it with a made-up `stop`, which the client checks for.
+_LITELLM_UNFINISHED = "Stream ended before a finish_reason was received"
+
+
+def stream_unfinished(spec: ModelSpec) -> ModelError:
+    """The error of a stream that ended cleanly without a finish reason, as llama.cpp's server
+    ends one when another request waits: what came was part of an answer, never an answer."""
+    return ModelError(
+        f"model {spec.name!r} ({spec.model}): the stream ended without a finish reason "
+        "(cut short by the server); the partial answer was discarded",
+        model=spec.name,
+        transient=True,
+    )
+
+
 def model_error(spec: ModelSpec, exc: BaseException) -> ModelError:
     """The ModelError for a litellm exception: status, provider message, and what can help.
 
@@ -210,6 +226,8 @@ def model_error(spec: ModelSpec, exc: BaseException) -> ModelError:
     too_large = next((link for link in links if isinstance(link, ResponseTooLarge)), None)
     if too_large is not None:
         return ModelError(f"{where}: {too_large}", model=spec.name)
+    if any(_LITELLM_UNFINISHED in str(link) for link in links):
+        return stream_unfinished(spec)
     unreachable = _unreachable(links)
     if unreachable is not None:
         endpoint = _url(links) or (public_url(spec.api_base) if spec.api_base else "the API")

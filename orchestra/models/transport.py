@@ -2,9 +2,9 @@
 
 litellm scans an error's text with dozens of secret-matching regular expressions, several
 times, on the event loop: a 2 MB error body held the loop for about 8 s per attempt, so no
-timeout or deadline could fire. Every async transport litellm builds (litellm 1.106 builds them
-all in `AsyncHTTPHandler.create_async_transport`, for the OpenAI SDK's clients and its own
-handlers alike) is wrapped here:
+timeout or deadline could fire. Every async transport litellm builds (litellm 1.106 to 1.110
+build them all in `AsyncHTTPHandler.create_async_transport`, for the OpenAI SDK's clients and
+its own handlers alike) is wrapped here:
 
 - an error body (status >= 400) longer than `MAX_ERROR_BYTES` is not read further; litellm
   gets an OpenAI-style error holding its first kilobyte, with the status and headers

@@ -13,6 +13,7 @@ import pytest
 import orchestra as oc
 from orchestra.events import BreakerChanged, Event, ModelCalled
 from orchestra.models.client import ModelClient
+from orchestra.models.failures import model_error
 from orchestra.testing import FakeModel, FakeRequest, fake_constellation
 from orchestra.testing.server import (
     Error,
@@ -231,3 +232,29 @@ async def test_a_malformed_usage_block_is_told_without_a_traceback(
     with pytest.raises(oc.ModelError) as info:
         await ModelClient().complete(_spec(server.url), HELLO)
     assert "Traceback" not in str(info.value) and "site-packages" not in str(info.value)
+
+
+def _raised(message: str, cause: BaseException | None) -> BaseException:
+    try:
+        raise RuntimeError(message) from cause
+    except RuntimeError as exc:
+        return exc
+
+
+@pytest.mark.parametrize("where", ["message", "cause"])
+def test_litellms_own_unfinished_stream_error_reads_as_a_cut_stream(where: str) -> None:
+    """litellm 1.107+ raises its own error for a stream that ends without a finish reason
+    (earlier releases make one up and the client checks): the user reads the same retryable
+    error either way, not litellm's wrapped and truncated chain."""
+    said = "Stream ended before a finish_reason was received"
+    exc = (
+        _raised(f"litellm.MidStreamFallbackError: OpenAIException - {said}", None)
+        if where == "message"
+        else _raised("litellm.APIConnectionError", _raised(said, None))
+    )
+    error = model_error(_spec("http://127.0.0.1:9/v1"), exc)
+    assert error.transient
+    assert str(error) == (
+        "model 'm' (openai/m): the stream ended without a finish reason (cut short by the "
+        "server); the partial answer was discarded"
+    )

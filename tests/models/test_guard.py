@@ -65,6 +65,8 @@ async def test_debug_logs_hold_no_secret(debug_logs: Collect) -> None:
                 await ModelClient().complete(spec, [{"role": "user", "content": "hi"}])
         assert server.requests[0].headers["x-auth"] == HEADER_SECRET
     logged = "\n".join(debug_logs.lines)
-    assert "Request options" in logged and "POST" in logged  # the SDK did log the request
+    # The SDK did log the request (its words vary between versions).
+    assert "POST" in logged
+    assert "Request options" in logged or "Sending HTTP Request" in logged
     for secret in (KEY, HEADER_SECRET, PASSWORD):
         assert secret not in logged
