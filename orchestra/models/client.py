@@ -21,7 +21,7 @@ from orchestra._untrusted import valid_text
 from orchestra.errors import ModelError
 from orchestra.models.failures import model_error, scrub, stream_unfinished
 from orchestra.models.guard import remember
-from orchestra.models.loader import load_litellm
+from orchestra.models.loader import load_litellm, prices_per_request
 from orchestra.models.resilience import within
 from orchestra.models.spec import ModelSpec
 from orchestra.models.tokens import estimate_tokens
@@ -35,6 +35,7 @@ __all__ = [
     "UsageInvalid",
     "idempotency_headers",
     "model_error",
+    "request_prices",
     "scrub",
 ]
 
@@ -152,6 +153,19 @@ def idempotency_headers(spec: ModelSpec, metadata: Mapping[str, Any]) -> dict[st
     return {**headers, "Idempotency-Key": quote(str(key), safe=_HEADER_SAFE)}
 
 
+def request_prices(spec: ModelSpec) -> dict[str, float]:
+    """The spec's prices as litellm takes them with a request (USD per token), when this
+    litellm keeps them to that request (`loader.prices_per_request`): it then prices the answer
+    with them rather than searching its price list for the model, work orchestra does not need
+    (it prices calls itself). Empty for a spec without prices."""
+    if not spec.priced or not prices_per_request():
+        return {}
+    return {
+        "input_cost_per_token": (spec.input_cost or 0.0) / 1_000_000,
+        "output_cost_per_token": (spec.output_cost or 0.0) / 1_000_000,
+    }
+
+
 def _stream_finish_reason(stream: Any, chunks: Sequence[Any]) -> str | None:
     """Why a stream ended, as the provider said; None when it never said.
 
@@ -215,6 +229,7 @@ class ModelClient:
             "num_retries": 0,
             "metadata": dict(metadata or {}),
         }
+        kwargs.update(request_prices(spec))
         if spec.api_base is not None:
             kwargs["api_base"] = spec.api_base
         headers = idempotency_headers(spec, kwargs["metadata"])

@@ -8,8 +8,11 @@ Fakes and CLI commands that call no model never load it.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.metadata
 import os
+import re
 import threading
 from collections.abc import Callable
 from typing import Any, get_args
@@ -22,7 +25,13 @@ from orchestra.events import EVENTS, Event
 from orchestra.models import guard
 from orchestra.results import Attempt, NodeResult, RunResult, Usage
 
-__all__ = ["litellm_ready", "load_litellm", "warm_litellm", "when_litellm_loaded"]
+__all__ = [
+    "litellm_ready",
+    "load_litellm",
+    "prices_per_request",
+    "warm_litellm",
+    "when_litellm_loaded",
+]
 
 # litellm ships no usable type information for its module attributes: treat it as Any.
 _litellm: Any = None
@@ -131,3 +140,17 @@ async def litellm_ready() -> Any:
     if _litellm is not None:
         return _litellm
     return await anyio.to_thread.run_sync(load_litellm, abandon_on_cancel=True)
+
+
+@functools.cache
+def prices_per_request() -> bool:
+    """Whether this litellm takes prices given with a request (`input_cost_per_token`...)
+    for that request only. From 1.110 it does, and prices the answer with them instead of
+    searching its price list for the model (about a millisecond per call for a model the list
+    does not know); before, it also registered them for every later call of the model in the
+    process (`litellm.register_model`), a side effect orchestra does not impose."""
+    try:
+        found = re.match(r"(\d+)\.(\d+)", importlib.metadata.version("litellm"))
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return found is not None and (int(found[1]), int(found[2])) >= (1, 110)

@@ -26,12 +26,14 @@ _RESERVED_PARAMS = {
     "base_url": "ModelSpec.api_base",  # litellm's alias of api_base
     "context_window_fallback_dict": "ModelSpec.fallbacks",  # litellm's own, behind our back
     "fallbacks": "ModelSpec.fallbacks",
+    "input_cost_per_token": "ModelSpec.input_cost (USD per 1M tokens)",
     "max_retries": "ModelSpec.retry",
     "messages": "the task's prompt and the agent's instructions",
     "metadata": "nothing: orchestra sets it",
     "mock_response": "orchestra.testing.FakeModel",
     "model": "ModelSpec.model",
     "num_retries": "ModelSpec.retry",
+    "output_cost_per_token": "ModelSpec.output_cost (USD per 1M tokens)",
     "retry_policy": "ModelSpec.retry",
     "response_format": "Agent.output_type (and ModelSpec.structured_output for the dialect)",
     "stream": "ModelSpec.stream",

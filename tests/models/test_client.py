@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import anyio
 import pytest
@@ -10,7 +11,7 @@ import pytest
 import orchestra as oc
 from orchestra.events import ModelCalled
 from orchestra.models.client import ModelClient, scrub
-from orchestra.models.loader import load_litellm
+from orchestra.models.loader import load_litellm, prices_per_request
 from orchestra.testing import (
     FakeModel,
     FakeReply,
@@ -269,37 +270,43 @@ class _Listener:
     def __init__(self) -> None:
         from litellm.integrations.custom_logger import CustomLogger
 
-        class Logger(CustomLogger):
-            def __init__(self, seen: list[str], heard: anyio.Event) -> None:
-                super().__init__()
-                self.seen, self.heard = seen, heard
-
-            async def async_log_success_event(
-                self, kwargs: object, response_obj: object, start_time: object, end_time: object
-            ) -> None:
-                self.seen.append("success")
-                self.heard.set()
-
         self.seen: list[str] = []
+        self.costs: list[object] = []
+        """What litellm priced each call at, as its callbacks hear it."""
         self.heard = anyio.Event()
-        self.logger = Logger(self.seen, self.heard)
+        listener = self
+
+        class Logger(CustomLogger):
+            async def async_log_success_event(
+                self, kwargs: Any, response_obj: object, start_time: object, end_time: object
+            ) -> None:
+                listener.seen.append("success")
+                listener.costs.append(kwargs.get("response_cost"))
+                listener.heard.set()
+
+        self.logger = Logger()
 
 
 async def test_a_users_litellm_callback_still_fires(fake: FakeModel) -> None:
     """orchestra skips litellm's own per-call logging only while nothing listens to it: a
-    callback the user registered with litellm still hears every call."""
+    callback the user registered with litellm still hears every call, priced as orchestra
+    charged it (from litellm 1.110 orchestra gives litellm the spec's prices with each call,
+    so litellm does not search its price list for a model it does not know)."""
     litellm = load_litellm()
     listener = _Listener()
     before = list(litellm.callbacks)
     litellm.callbacks = [*before, listener.logger]
     try:
-        spec = oc.ModelSpec(name="m", model=fake.model("m"))
-        await ModelClient().complete(spec, HELLO)
+        spec = oc.ModelSpec(name="m", model=fake.model("m"), input_cost=2.0, output_cost=8.0)
+        completion = await ModelClient().complete(spec, HELLO)
         with anyio.fail_after(10):
             await listener.heard.wait()  # litellm logs success on its own worker, soon after
     finally:
         litellm.callbacks = before
     assert listener.seen == ["success"]
+    assert completion.cost_usd > 0
+    if prices_per_request():
+        assert listener.costs == [pytest.approx(completion.cost_usd)]
 
 
 async def test_without_listeners_calls_skip_litellms_logging(fake: FakeModel) -> None:
@@ -310,3 +317,17 @@ async def test_without_listeners_calls_skip_litellms_logging(fake: FakeModel) ->
     spec = oc.ModelSpec(name="m", model=fake.model("m"))
     await ModelClient().complete(spec, HELLO)
     assert is_internal_call.get() is False
+
+
+async def test_prices_go_with_the_request_only(openai_server: OpenAICompatibleServer) -> None:
+    """The spec's prices never reach the provider, and litellm's price list stays as it was
+    (no model registered behind the user's back); an unpriced spec sends none."""
+    litellm = load_litellm()
+    known = set(litellm.model_cost)
+    for prices in ({"input_cost": 1.0, "output_cost": 2.0}, {}):
+        spec = oc.ModelSpec(
+            name="m", model="openai/own-model", api_base=openai_server.url, api_key="k", **prices
+        )
+        await ModelClient().complete(spec, HELLO)
+        assert not [key for key in openai_server.requests[-1].body if "cost" in key]
+    assert set(litellm.model_cost) == known

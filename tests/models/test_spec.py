@@ -66,7 +66,17 @@ def test_reserved_litellm_params_are_config_error_naming_them() -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["api_base", "max_retries", "num_retries", "messages", "model", "timeout", "tools"]
+    "key",
+    [
+        "api_base",
+        "max_retries",
+        "num_retries",
+        "messages",
+        "model",
+        "timeout",
+        "tools",
+        "input_cost_per_token",
+    ],
 )
 def test_each_reserved_param_is_refused(key: str) -> None:
     """Each parameter orchestra controls is refused in litellm_params."""
