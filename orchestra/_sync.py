@@ -8,6 +8,7 @@ from typing import TypeVar
 import anyio
 
 from orchestra.errors import OrchestraError
+from orchestra.models.loader import flush_litellm_logs
 
 __all__ = ["run_sync"]
 
@@ -15,7 +16,8 @@ T = TypeVar("T")
 
 
 def run_sync(function: Callable[[], Awaitable[T]], *, name: str) -> T:
-    """Run `function` to completion on a fresh asyncio event loop (litellm needs asyncio).
+    """Run `function` to completion on a fresh asyncio event loop (litellm needs asyncio);
+    before the loop ends, litellm's callbacks hear the calls made on it.
 
     Raises:
         OrchestraError: called from inside a running event loop, where blocking would
@@ -29,4 +31,14 @@ def run_sync(function: Callable[[], Awaitable[T]], *, name: str) -> T:
         raise OrchestraError(
             f"{name}_sync() was called inside a running event loop; use `await {name}(...)` there"
         )
-    return anyio.run(function, backend="asyncio")
+
+    async def body() -> T:
+        try:
+            result = await function()
+        except Exception:
+            await flush_litellm_logs()  # failure callbacks hear the failed calls
+            raise
+        await flush_litellm_logs()  # not on Ctrl-C: that must stop at once
+        return result
+
+    return anyio.run(body, backend="asyncio")

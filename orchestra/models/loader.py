@@ -26,6 +26,7 @@ from orchestra.models import guard
 from orchestra.results import Attempt, NodeResult, RunResult, Usage
 
 __all__ = [
+    "flush_litellm_logs",
     "litellm_ready",
     "load_litellm",
     "prices_per_request",
@@ -133,6 +134,29 @@ def warm_litellm() -> None:
             return
         _warming = True
     threading.Thread(target=_warm, name="orchestra-litellm-import", daemon=True).start()
+
+
+# How long a sync call waits for litellm's callbacks after its own work is done.
+_LOG_FLUSH_SECONDS = 5.0
+
+
+async def flush_litellm_logs() -> None:
+    """Wait, up to five seconds, until litellm's callbacks have heard every call made so
+    far (litellm hands their success logs to a worker on the event loop, after the call
+    returns). The sync bridge runs each call on an event loop of its own that ends with it:
+    without this, a callback the user registered with litellm would never hear those calls.
+    Nothing to wait for when litellm was never imported, or has no such worker."""
+    if _litellm is None:
+        return
+    try:
+        worker = importlib.import_module("litellm.litellm_core_utils.logging_worker")
+    except ImportError:
+        return
+    flush = getattr(getattr(worker, "GLOBAL_LOGGING_WORKER", None), "flush", None)
+    if flush is None:
+        return
+    with anyio.move_on_after(_LOG_FLUSH_SECONDS):
+        await flush()
 
 
 async def litellm_ready() -> Any:
