@@ -35,7 +35,6 @@ __all__ = [
     "UsageInvalid",
     "idempotency_headers",
     "model_error",
-    "request_prices",
     "scrub",
 ]
 
@@ -153,7 +152,7 @@ def idempotency_headers(spec: ModelSpec, metadata: Mapping[str, Any]) -> dict[st
     return {**headers, "Idempotency-Key": quote(str(key), safe=_HEADER_SAFE)}
 
 
-def request_prices(spec: ModelSpec) -> dict[str, float]:
+def _request_prices(spec: ModelSpec) -> dict[str, float]:
     """The spec's prices as litellm takes them with a request (USD per token), when this
     litellm keeps them to that request (`loader.prices_per_request`): it then prices the answer
     with them rather than searching its price list for the model, work orchestra does not need
@@ -229,7 +228,7 @@ class ModelClient:
             "num_retries": 0,
             "metadata": dict(metadata or {}),
         }
-        kwargs.update(request_prices(spec))
+        kwargs.update(_request_prices(spec))
         if spec.api_base is not None:
             kwargs["api_base"] = spec.api_base
         headers = idempotency_headers(spec, kwargs["metadata"])
