@@ -21,7 +21,6 @@ finished.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from contextlib import contextmanager, suppress
@@ -35,7 +34,6 @@ from orchestra._clock import utc_stamp
 from orchestra.agents import Agent
 from orchestra.errors import BudgetExceeded, JournalError, NodeFailed
 from orchestra.events import (
-    EVENTS,
     PLAN_TASK,
     Event,
     MapExpanded,
@@ -63,14 +61,6 @@ def _open_cache(cache: Cache | None) -> ResponseCache | None:
     if cache is None or cache.path is None:
         return None
     return ResponseCache(cache.path, ttl=cache.ttl, timeout=cache.timeout)
-
-
-def _result_json(result: NodeResult) -> str:
-    try:
-        return result.model_dump_json()
-    except ValueError:  # an output pydantic cannot serialise: keep its text
-        text = json.loads(json.dumps(result.output, default=str))
-        return result.model_copy(update={"output": text}).model_dump_json()
 
 
 # Group commit, counted in passes of the event loop (so it scales with how busy the loop is:
@@ -125,7 +115,10 @@ class RunRecorder:
         )
         self._planning = stored.planning if stored is not None else Usage()
         self._cost = cost_usd
-        self._events: list[rows.Row] = []
+        # Events are serialised when committed, all at once: one by one, amid a run's other
+        # work, each cost several times more (they are frozen, so what is written is what was
+        # emitted).
+        self._events: list[Event] = []
         self._wrapped: set[str] = set()
         self._expanded: dict[str, int] = {}
         self._finished: RunFinished | None = None
@@ -223,11 +216,15 @@ class RunRecorder:
         if conn is None:
             raise JournalError("no journal connection")  # callers check; never reached
         try:
+            events = [rows.event_row(event) for event in self._events]
+        except ValueError as exc:  # an event that cannot be serialised: a bug below
+            raise self._break(exc) from exc
+        try:
             conn.execute("BEGIN")
             try:
                 rows.insert(conn, rows.STARTED, self._started)
                 rows.insert(conn, rows.ENDED, self._ended)
-                rows.insert(conn, rows.EVENTS, self._events)
+                rows.insert(conn, rows.EVENT_ROWS, events)
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
@@ -347,7 +344,7 @@ class RunRecorder:
                 task_id,
                 attempt,
                 status,
-                None if result is None else _result_json(result),
+                None if result is None else rows.result_json(result),
                 0.0 if result is None else result.cost_usd,
                 finished,
                 finished,
@@ -440,7 +437,7 @@ class RunRecorder:
             return
         try:
             if self._conn is not None:
-                self._events.append((self.run_id, event.kind, EVENTS.dump_json(event).decode()))
+                self._events.append(event)
             if isinstance(event, ModelCalled) and event.task_id == PLAN_TASK:
                 usage = Usage.of(
                     event.model,

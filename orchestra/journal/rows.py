@@ -9,9 +9,23 @@ multi-row statements.
 from __future__ import annotations
 
 import functools
+import json
 import sqlite3
 
-__all__ = ["ENDED", "EVENTS", "MOST_ROWS", "STARTED", "Insert", "Row", "insert"]
+from orchestra.events import EVENTS, Event
+from orchestra.results import NodeResult
+
+__all__ = [
+    "ENDED",
+    "EVENT_ROWS",
+    "MOST_ROWS",
+    "STARTED",
+    "Insert",
+    "Row",
+    "event_row",
+    "insert",
+    "result_json",
+]
 
 Row = tuple[object, ...]
 Insert = tuple[str, str, str]
@@ -32,7 +46,7 @@ ENDED: Insert = (
     " ON CONFLICT (run_id, task_id, attempt) DO UPDATE SET status = excluded.status, "
     "result = excluded.result, cost_usd = excluded.cost_usd, finished = excluded.finished",
 )
-EVENTS: Insert = ("INSERT INTO events (run_id, kind, event) VALUES ", "(?, ?, ?)", "")
+EVENT_ROWS: Insert = ("INSERT INTO events (run_id, kind, event) VALUES ", "(?, ?, ?)", "")
 MOST_ROWS = 64  # per statement: 64 x 9 values stay under old SQLite's 999 variables
 
 
@@ -50,3 +64,22 @@ def insert(conn: sqlite3.Connection, sql: Insert, rows: list[Row]) -> None:
         chunk = rows[done : done + size]
         conn.execute(_statement(*sql, size), [value for row in chunk for value in row])
         done += size
+
+
+def event_row(event: Event) -> Row:
+    """An event's row in the events table.
+
+    Raises:
+        ValueError: the event cannot be serialised.
+    """
+    return (event.run_id, event.kind, EVENTS.dump_json(event).decode())
+
+
+def result_json(result: NodeResult) -> str:
+    """A node's result as the nodes table holds it (an output pydantic cannot serialise is
+    kept as its text)."""
+    try:
+        return result.model_dump_json()
+    except ValueError:
+        text = json.loads(json.dumps(result.output, default=str))
+        return result.model_copy(update={"output": text}).model_dump_json()
