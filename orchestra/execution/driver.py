@@ -285,7 +285,7 @@ class RunDriver:
         if isinstance(plan, Planned):
             streamed, schedule = await self._stream_plan(context, plan, scheduler)
             if streamed is None:
-                return self._finish(context, None, schedule)
+                return self._finish(context, None, schedule, scope)
             plan = streamed
         else:
             self._plan_ready(context, plan)
@@ -358,7 +358,7 @@ class RunDriver:
             schedule = await scheduler.run()
         for item, result in kept.items():  # kept even when their map did not run again
             schedule.nodes.setdefault(item, result)
-        return self._finish(context, plan, schedule)
+        return self._finish(context, plan, schedule, scope)
 
     async def plan_and_execute(self, context: RunContext) -> RunResult:
         """A planned run: the boss plans `context.planned.task`, then the plan runs. A run that
@@ -417,8 +417,11 @@ class RunDriver:
             result=result,
         )
 
-    def _finish(self, context: RunContext, plan: Plan | None, schedule: Schedule) -> RunResult:
+    def _finish(
+        self, context: RunContext, plan: Plan | None, schedule: Schedule, scope: RunScope
+    ) -> RunResult:
         run_id, budget = context.run_id, context.budget
+        schedule.usage = schedule.usage + scope.cut  # nodes cancelled in flight paid too
         result = self.result(run_id, plan, schedule, context.started)
         if schedule.stopped is not None:
             self.emit(

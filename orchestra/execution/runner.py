@@ -105,7 +105,11 @@ class NodeRunner:
             site=site,
             notes=scope.notes,
         )
-        return await node.run(work.task, work.outputs)
+        try:
+            return await node.run(work.task, work.outputs)
+        except BaseException:
+            scope.cut = scope.cut + site.spent
+            raise
 
 
 @dataclass

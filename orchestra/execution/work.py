@@ -17,7 +17,7 @@ from orchestra.models.budget import Account, Budget
 from orchestra.models.calls import AnswerCache
 from orchestra.plan import Task
 from orchestra.priority import NodeTiming
-from orchestra.results import NodeResult
+from orchestra.results import NodeResult, Usage
 
 __all__ = ["NodeOutcome", "NodeWork", "RunScope"]
 
@@ -77,6 +77,9 @@ class RunScope:
     cache: AnswerCache | None = None
     caches: Callable[[str], bool] = lambda _agent: True
     """Whether the cache applies to an agent's calls."""
+    cut: Usage = field(default_factory=Usage)
+    """What nodes cancelled in flight (the deadline, a stop) had spent: paid and charged to the
+    budget, in no node's result; the run's usage counts it."""
     _tasks: dict[str, Account] = field(default_factory=dict[str, Account])
 
     def account_for(self, work: NodeWork) -> Account:

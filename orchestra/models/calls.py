@@ -215,10 +215,10 @@ class ModelCalls:
             completion = await self.resilience.call(
                 self.models, model, send, context, hedge=request.hedge
             )
-        except Exception:
-            # A request the call's own deadline cut off in flight was billed, and the budget
-            # charged it: so does the site, though the call failed. A call cancelled from
-            # outside (the run's max_seconds) is not an Exception and is not counted here.
+        except BaseException:
+            # A request cut off in flight (by the call's own deadline, or by the run's from
+            # outside) was billed, and the budget charged it: so does the site, though the call
+            # failed or was cancelled.
             site.spent = site.spent + context.extra
             raise
         if cache is not None and not completion.cached:

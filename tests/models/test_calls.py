@@ -12,6 +12,7 @@ import pytest
 
 import orchestra as oc
 from orchestra.events import BudgetStopped, ModelCalled, RateLimited, RunFinished
+from orchestra.models.tokens import prompt_tokens
 from orchestra.testing import (
     Error,
     FakeFailure,
@@ -399,8 +400,9 @@ def test_idempotency_keys_reach_the_server() -> None:
 async def test_a_planning_run_cut_by_its_deadline_records_what_the_boss_cost(
     fake: FakeModel, tmp_path: Path
 ) -> None:
-    """The boss's first (invalid) answer was paid; its second is cut by max_seconds: the run
-    ends with BudgetExceeded carrying that cost, and the journal records it."""
+    """The boss's first (invalid) answer was paid; its second is cut by max_seconds, its prompt
+    charged (estimated): the run ends with BudgetExceeded carrying both, and the journal
+    records them."""
     answers = iter(
         [
             FakeReply("no plan", input_tokens=1000, output_tokens=0),
@@ -413,8 +415,16 @@ async def test_a_planning_run_cut_by_its_deadline_records_what_the_boss_cost(
     with pytest.raises(oc.BudgetExceeded) as info:
         await orch.run("do it", run_id="cut", budget=oc.Budget(max_seconds=0.5))
     assert info.value.limit == "max_seconds"
-    assert info.value.result.cost_usd == pytest.approx(1000 / 1e6)
-    assert orch.runs()[0].cost_usd >= 1000 / 1e6
+    cut = fake.calls[1]
+    # Its charge is orchestra's estimate of the prompt it built, which the provider received
+    # with a little more (the plan's format): between half and all of what the fake saw.
+    sent = prompt_tokens(cut.messages, cut.tools)
+    usage = info.value.result.usage
+    assert (usage.calls, usage.estimated) == (2, True)
+    assert 1000 + sent / 2 < usage.input_tokens <= 1000 + sent
+    cost = usage.input_tokens / 1e6
+    assert usage.cost_usd == pytest.approx(cost)
+    assert orch.runs()[0].cost_usd == pytest.approx(cost)
 
 
 async def test_replanned_work_spends_only_what_the_run_has_left(fake: FakeModel) -> None:

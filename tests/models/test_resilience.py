@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import pytest
@@ -16,6 +17,7 @@ from orchestra.events import (
     ModelCalled,
     RateLimited,
     RetryScheduled,
+    RunFinished,
 )
 from orchestra.models.tokens import prompt_tokens
 from orchestra.testing import (
@@ -504,6 +506,47 @@ async def test_a_request_the_deadline_cuts_off_is_in_the_usage() -> None:
     usage = failed.value.result.usage
     assert (usage.input_tokens, usage.output_tokens, usage.estimated) == (prompt, 0, True)
     assert usage.cost_usd == pytest.approx(prompt * 1000 / 1e6)
+
+
+async def test_a_request_the_runs_deadline_cancels_is_in_the_run_usage(tmp_path: Path) -> None:
+    """The run's max_seconds cancels a call in flight: its prompt, charged to the budget, is in
+    the run's usage, its events and its journal record too, beside the node that finished."""
+
+    async def answer(request: FakeRequest) -> FakeReply:
+        if request.task_id == "stuck":
+            await anyio.sleep_forever()
+        return FakeReply("done", input_tokens=100, output_tokens=10)
+
+    fake = FakeModel(handler=answer)
+    model = oc.ModelSpec(name="m", model=fake.model("m"), input_cost=1000.0, output_cost=1000.0)
+    events: list[oc.Event] = []
+    orch = oc.Orchestra(
+        models=[model],
+        agents=[oc.Agent(name="w", model="m")],
+        journal=tmp_path / "runs.sqlite",
+        on_event=events.append,
+    )
+    plan = oc.Plan(
+        tasks=[
+            oc.Task(id="quick", agent="w", prompt="fast"),
+            oc.Task(id="stuck", agent="w", prompt="do the job"),
+        ]
+    )
+    try:
+        with pytest.raises(oc.BudgetExceeded, match="max_seconds") as stopped:
+            await orch.execute(plan, run_id="cut", budget=oc.Budget(max_seconds=0.3))
+    finally:
+        fake.close()
+    prompt = prompt_tokens([{"role": "user", "content": "do the job"}], [])
+    usage = stopped.value.result.usage
+    assert list(stopped.value.result.nodes) == ["quick"]
+    assert (usage.input_tokens, usage.output_tokens, usage.calls) == (100 + prompt, 10, 2)
+    assert usage.estimated
+    cost = (110 + prompt) * 1000 / 1e6
+    assert usage.cost_usd == pytest.approx(cost)
+    finished = [e for e in events if isinstance(e, RunFinished)]
+    assert [e.cost_usd for e in finished] == [pytest.approx(cost)]
+    assert orch.runs()[0].cost_usd == pytest.approx(cost)
 
 
 async def test_node_deadline_bounds_all_retries(server: OpenAICompatibleServer) -> None:
