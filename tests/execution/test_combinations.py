@@ -80,7 +80,8 @@ class Provider:
     the bill: every answer it gave, by task id, and the tokens and dollars it charged.
 
     `plans` are the boss's answers, in order (the last repeats); `doomed` tasks fail for good
-    (a 400); `hold` (when set) makes every call from then on wait forever, unanswered."""
+    (a 400); `hold` (when set) makes every call from then on wait forever, unanswered, its
+    prompt billed (`held_tokens`, `held_usd`: a request sent is paid for)."""
 
     seed: int
     fault_rate: float
@@ -92,6 +93,8 @@ class Provider:
     answered: Counter[str] = field(default_factory=Counter[str])
     tokens: int = 0
     usd: float = 0.0
+    held_tokens: int = 0
+    held_usd: float = 0.0
     on_hold: Callable[[], None] = lambda: None
 
     def __post_init__(self) -> None:
@@ -102,6 +105,9 @@ class Provider:
         """Answer one request (the FakeModel's handler)."""
         if self.hold is not None and self.hold.is_set():
             self.on_hold()
+            used, usd = self._price(request, 0)
+            self.held_tokens += used
+            self.held_usd += usd
             await anyio.sleep_forever()
         roll = self._rng.random()
         if roll < self.fault_rate / 2:
@@ -116,14 +122,19 @@ class Provider:
             self._plans_given += 1
         else:
             content = '["p", "q", "r", "s"]' if task_id == "items" else "done"
-        used = prompt_tokens(request.messages, request.tools)
         written = self.outputs[request.model]
+        used, usd = self._price(request, written)
         self.answered[task_id] += 1
         self.tokens += used + written
-        spec = self.specs.get(request.model)
-        if spec is not None:
-            self.usd += spec.cost(input_tokens=used, output_tokens=written)
+        self.usd += usd
         return FakeReply(content, input_tokens=used, output_tokens=written)
+
+    def _price(self, request: FakeRequest, written: int) -> tuple[int, float]:
+        """The request's prompt tokens, and what they and `written` answer tokens cost."""
+        used = prompt_tokens(request.messages, request.tools)
+        spec = self.specs.get(request.model)
+        usd = 0.0 if spec is None else spec.cost(input_tokens=used, output_tokens=written)
+        return used, usd
 
 
 @pytest.mark.slow
@@ -203,6 +214,66 @@ def test_a_usd_budget_holds_whatever_else_happens(
             assert sum(n.cost_usd for n in items) <= each.budget.max_usd + 1e-12
         for node in result.nodes.values():
             assert node.ok == (node.error is None)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    plan=plans(),
+    caps=st.tuples(st.none() | st.integers(1, 3), st.none() | st.integers(1, 3)),
+    global_cap=st.none() | st.integers(1, 4),
+    max_usd=st.floats(0.0005, 0.2),
+    fault_rate=st.sampled_from([0.0, 0.2]),
+    answers=st.integers(0, 6),
+    seed=st.integers(0, 1000),
+)
+def test_a_deadline_that_cuts_calls_off_keeps_the_books(
+    plan: oc.Plan,
+    caps: tuple[int | None, int | None],
+    global_cap: int | None,
+    max_usd: float,
+    fault_rate: float,
+    answers: int,
+    seed: int,
+) -> None:
+    """The run's max_seconds cancels every call in flight (the provider stops answering after
+    a few): under caps, map nodes, task budgets, 429s and 500s, the run's usage is what the
+    provider billed, the prompts it never answered included, and the budget still holds."""
+    fake = FakeModel()
+    specs = constellation(fake, (100.0, 100.0, 200.0), (None, *caps))
+    bill = Provider(seed, fault_rate, {"boss": 10, "m1": 10, "m2": 20}, specs)
+    orch = oc.Orchestra(
+        models=list(specs.values()), agents=AGENTS, max_concurrent_calls=global_cap, journal=None
+    )
+
+    async def main() -> oc.RunResult | None:
+        hold = bill.hold = anyio.Event()
+
+        async def answer(request: FakeRequest) -> FakeReply | FakeFailure:
+            if sum(bill.answered.values()) >= answers:
+                hold.set()
+            return await bill(request)
+
+        fake.handler = answer
+        try:
+            await orch.execute(plan, budget=oc.Budget(max_usd=max_usd, max_seconds=0.3))
+        except (oc.BudgetExceeded, oc.NodeFailed) as stopped:
+            return stopped.result
+        return None  # every call answered before the provider stopped
+
+    try:
+        result = anyio.run(main, backend="asyncio")
+    finally:
+        fake.close()
+    if result is None:
+        return
+    assert result.cost_usd <= max_usd + 1e-12
+    assert result.usage.total_tokens == bill.tokens + bill.held_tokens
+    assert result.cost_usd == pytest.approx(bill.usd + bill.held_usd, rel=1e-9, abs=1e-15)
+    event("calls cut off" if bill.held_tokens else "no call in flight at the deadline")
 
 
 def constellation(
