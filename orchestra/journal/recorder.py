@@ -69,8 +69,9 @@ def _open_cache(cache: Cache | None) -> ResponseCache | None:
 # under load (timed inside a run; 0.15 ms alone), and nodes freed by results
 # arriving one by one would otherwise commit alone. A result waits as long for a dispatch
 # commit to carry it: a finished node's dependents reach the journal about three passes after
-# it (scheduler, runner, recorder).
-_GROUP_PASSES = 8
+# it (scheduler, runner, recorder). Sixteen passes rather than eight: about 60 commits instead
+# of 100 for a thousand instant calls, 3-4% less time (ten interleaved runs, three times).
+_GROUP_PASSES = 16
 
 
 @dataclass
@@ -123,8 +124,9 @@ class RunRecorder:
         self._expanded: dict[str, int] = {}
         self._finished: RunFinished | None = None
         self._batch: _Batch | None = None
-        self._started: list[rows.Row] = []
-        self._ended: list[rows.Row] = []
+        # Dispatches and ends are serialised at their commit too, all at once.
+        self._started: list[rows.Dispatch] = []
+        self._ended: list[rows.End] = []
         self._settling = anyio.Event()
 
     # -- opening ---------------------------------------------------------------------------
@@ -216,14 +218,16 @@ class RunRecorder:
         if conn is None:
             raise JournalError("no journal connection")  # callers check; never reached
         try:
+            started = [rows.started_row(self.run_id, self._session, d) for d in self._started]
+            ended = [rows.ended_row(self.run_id, self._session, end) for end in self._ended]
             events = [rows.event_row(event) for event in self._events]
-        except ValueError as exc:  # an event that cannot be serialised: a bug below
+        except ValueError as exc:  # a record that cannot be serialised: a bug below
             raise self._break(exc) from exc
         try:
             conn.execute("BEGIN")
             try:
-                rows.insert(conn, rows.STARTED, self._started)
-                rows.insert(conn, rows.ENDED, self._ended)
+                rows.insert(conn, rows.STARTED, started)
+                rows.insert(conn, rows.ENDED, ended)
                 rows.insert(conn, rows.EVENT_ROWS, events)
                 yield conn
                 conn.execute("COMMIT")
@@ -282,17 +286,7 @@ class RunRecorder:
         self._attempts[task.id] = attempt
         key = f"{self.run_id}:{task.id}:{attempt}"
         if self._conn is not None:
-            self._started.append(
-                (
-                    self.run_id,
-                    task.id,
-                    attempt,
-                    key,
-                    task.model_dump_json(),
-                    utc_stamp(),
-                    self._session,
-                )
-            )
+            self._started.append(rows.Dispatch(task, attempt, key, utc_stamp()))
         return attempt, key
 
     def _start(self, task: Task) -> tuple[int, str]:
@@ -337,20 +331,7 @@ class RunRecorder:
             self._cost += result.cost_usd
         if self._conn is None:
             return
-        finished = utc_stamp()
-        self._ended.append(
-            (
-                self.run_id,
-                task_id,
-                attempt,
-                status,
-                None if result is None else rows.result_json(result),
-                0.0 if result is None else result.cost_usd,
-                finished,
-                finished,
-                self._session,
-            )
-        )
+        self._ended.append(rows.End(task_id, attempt, status, result, utc_stamp()))
 
     def _settle(self, task_id: str, attempt: int, result: NodeResult | None, status: str) -> None:
         """Commit how a dispatch ended, at once."""

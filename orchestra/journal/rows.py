@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
+from dataclasses import dataclass
 
-from orchestra.events import EVENTS, Event
+from orchestra.events import Event
+from orchestra.plan import Task
 from orchestra.results import NodeResult
 
 __all__ = [
@@ -19,11 +21,15 @@ __all__ = [
     "EVENT_ROWS",
     "MOST_ROWS",
     "STARTED",
+    "Dispatch",
+    "End",
     "Insert",
     "Row",
+    "ended_row",
     "event_row",
     "insert",
     "result_json",
+    "started_row",
 ]
 
 Row = tuple[object, ...]
@@ -65,13 +71,65 @@ def insert(conn: sqlite3.Connection, sql: Insert, rows: list[Row]) -> None:
         done += size
 
 
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """A node's dispatch, waiting for its commit."""
+
+    task: Task
+    attempt: int
+    key: str
+    started: str
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """How a dispatch ended (`result` None: cancelled), waiting for its commit."""
+
+    task_id: str
+    attempt: int
+    status: str
+    result: NodeResult | None
+    finished: str
+
+
+def started_row(run_id: str, session: int, dispatch: Dispatch) -> Row:
+    """A dispatch's row for `STARTED`."""
+    task = dispatch.task
+    return (
+        run_id,
+        task.id,
+        dispatch.attempt,
+        dispatch.key,
+        task.model_dump_json(),
+        dispatch.started,
+        session,
+    )
+
+
+def ended_row(run_id: str, session: int, end: End) -> Row:
+    """An end's row for `ENDED`."""
+    result = end.result
+    return (
+        run_id,
+        end.task_id,
+        end.attempt,
+        end.status,
+        None if result is None else result_json(result),
+        0.0 if result is None else result.cost_usd,
+        end.finished,
+        end.finished,
+        session,
+    )
+
+
 def event_row(event: Event) -> Row:
     """An event's row in the events table.
 
     Raises:
         ValueError: the event cannot be serialised.
     """
-    return (event.run_id, event.kind, EVENTS.dump_json(event).decode())
+    # The event's own serialiser: the same text as `EVENTS.dump_json`, a third cheaper.
+    return (event.run_id, event.kind, event.model_dump_json())
 
 
 def result_json(result: NodeResult) -> str:
