@@ -17,6 +17,7 @@ import pytest
 
 import orchestra as oc
 from orchestra.cli import main
+from orchestra.events import EVENTS
 from orchestra.journal import recorder, rows, schema
 from orchestra.journal.lease import HOST, Lease
 from orchestra.journal.store import JOURNAL_ENV, Journal, default_journal_path
@@ -92,6 +93,13 @@ def test_every_event_and_dispatch_is_recorded(fake: FakeModel, team: list[oc.Age
         ("memo", "succeeded", "seen:memo:1"),
     ]
     assert nodes[1].model == "mid" and orch.journal.check() == []
+    # The rows are serialised at commit, each event by its own class: the text is the one
+    # the events adapter writes, and each dispatch holds its task as planned.
+    with closing(sqlite3.connect(orch.journal.path)) as conn:
+        texts = [t for (t,) in conn.execute("SELECT event FROM events ORDER BY id")]
+        tasks = dict(conn.execute("SELECT task_id, task FROM nodes ORDER BY task_id").fetchall())
+    assert texts == [EVENTS.dump_json(event).decode() for event in events]
+    assert tasks == {t.id: t.model_dump_json() for t in PLAN.tasks}
 
 
 def test_secrets_are_never_written(fake: FakeModel, tmp_path: Path) -> None:
