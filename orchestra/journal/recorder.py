@@ -218,8 +218,8 @@ class RunRecorder:
         if conn is None:
             raise JournalError("no journal connection")  # callers check; never reached
         try:
-            started = [rows.started_row(self.run_id, self._session, d) for d in self._started]
-            ended = [rows.ended_row(self.run_id, self._session, end) for end in self._ended]
+            started = [d.row(self.run_id, self._session) for d in self._started]
+            ended = [end.row(self.run_id, self._session) for end in self._ended]
             events = [rows.event_row(event) for event in self._events]
         except ValueError as exc:  # a record that cannot be serialised: a bug below
             raise self._break(exc) from exc

@@ -27,11 +27,9 @@ __all__ = [
     "End",
     "Insert",
     "Row",
-    "ended_row",
     "event_row",
     "insert",
     "result_json",
-    "started_row",
 ]
 
 Row = tuple[object, ...]
@@ -82,6 +80,19 @@ class Dispatch:
     key: str
     started: str
 
+    def row(self, run_id: str, session: int) -> Row:
+        """Its row for `STARTED`."""
+        task = self.task
+        return (
+            run_id,
+            task.id,
+            self.attempt,
+            self.key,
+            task.model_dump_json(),
+            self.started,
+            session,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class End:
@@ -93,35 +104,22 @@ class End:
     result: NodeResult | None
     finished: str
 
-
-def started_row(run_id: str, session: int, dispatch: Dispatch) -> Row:
-    """A dispatch's row for `STARTED`."""
-    task = dispatch.task
-    return (
-        run_id,
-        task.id,
-        dispatch.attempt,
-        dispatch.key,
-        task.model_dump_json(),
-        dispatch.started,
-        session,
-    )
-
-
-def ended_row(run_id: str, session: int, end: End) -> Row:
-    """An end's row for `ENDED`."""
-    result = end.result
-    return (
-        run_id,
-        end.task_id,
-        end.attempt,
-        end.status,
-        None if result is None else result_json(result),
-        0.0 if result is None else result.cost_usd,
-        end.finished,
-        end.finished,
-        session,
-    )
+    def row(self, run_id: str, session: int) -> Row:
+        """Its row for `ENDED`."""
+        result = self.result
+        text = None if result is None else result_json(result)
+        cost = 0.0 if result is None else result.cost_usd
+        return (
+            run_id,
+            self.task_id,
+            self.attempt,
+            self.status,
+            text,
+            cost,
+            self.finished,
+            self.finished,
+            session,
+        )
 
 
 def event_row(event: Event) -> Row:
