@@ -348,25 +348,17 @@ class RunRecorder:
         self._end(task_id, attempt, result, status)
 
     async def _settler(self) -> None:
-        """Commit the queued results that no dispatch carried within `_GROUP_PASSES` passes
-        (runs beside the session's body, see `guard`)."""
+        """Commit the queued results that no dispatch carries: they join the open batch, or
+        open one that the dispatches of the next `_GROUP_PASSES` passes join (runs beside the
+        session's body, see `guard`). A batch's passes are its opener's alone: a task ready at
+        every pass keeps the loop from sleeping while threads do the run's other work, and
+        takes the GIL back from them each time."""
         while True:
             await self._settling.wait()
             self._settling = anyio.Event()
-            for _ in range(_GROUP_PASSES):
-                if not self._ended:
-                    break
-                await anyio.lowlevel.checkpoint()
-            while self._batch is not None and self._ended:
-                await anyio.lowlevel.checkpoint()  # the open batch's commit carries them
-            if not self._ended:
-                continue
-            try:
-                self._flush()
-            except JournalError:
-                pass  # broken: the next node start fails fast, and the run raises it
-            except Exception as exc:  # a bug below: the results are not known to be committed
-                self._break(exc)
+            if self._ended:
+                with suppress(JournalError):  # broken: the next node start fails fast
+                    await self._commit()
 
     def wrap(self, run_node: RunNode) -> RunNode:
         """`run_node` with its dispatch and result recorded around it (see the module doc);

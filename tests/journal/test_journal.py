@@ -351,3 +351,64 @@ async def test_a_commit_that_fails_fails_every_dispatch_in_it_and_strands_no_one
     assert rec.broken is not None and reason in str(rec.broken)
     monkeypatch.undo()
     rec.abandon()
+
+
+@pytest.mark.anyio
+async def test_a_result_waiting_for_an_open_batch_waits_without_polling(
+    fake: FakeModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A result queued while a batch of dispatches is open is written by that batch's commit,
+    and waits for it without stepping at every pass of the event loop (a task ready at every
+    pass keeps the loop from sleeping while threads do the run's work)."""
+    path = tmp_path / "runs.sqlite"
+    rec = recorder.RunRecorder.begin(
+        journal=Journal(path),
+        cache=None,
+        run_id="r",
+        task=None,
+        inputs={},
+        models=Constellation(fake_constellation(fake)),
+        agents=[],
+        budget=oc.Budget(),
+        started=datetime.now(timezone.utc),
+    )
+    first = oc.Task(id="first", agent="a", prompt="p")
+    attempt, _ = rec._dispatch(first)  # pyright: ignore[reportPrivateUsage]
+    await rec._commit()  # pyright: ignore[reportPrivateUsage]
+    checkpoint = anyio.lowlevel.checkpoint
+    steps = 0
+
+    async def counted() -> None:
+        nonlocal steps
+        steps += 1
+        await checkpoint()
+
+    monkeypatch.setattr(anyio.lowlevel, "checkpoint", counted)
+    monkeypatch.setattr(recorder, "_GROUP_PASSES", 400)  # a batch held open a long time
+
+    async def second() -> None:
+        rec._dispatch(oc.Task(id="second", agent="a", prompt="p"))  # pyright: ignore[reportPrivateUsage]
+        await rec._commit()  # pyright: ignore[reportPrivateUsage]
+
+    def status() -> str:
+        with closing(sqlite3.connect(path)) as conn:
+            row = conn.execute("SELECT status FROM nodes WHERE task_id = 'first'").fetchone()
+        return str(row[0])
+
+    with anyio.fail_after(30):  # a hang detector, not a speed check
+        async with anyio.create_task_group() as group:
+            group.start_soon(rec._settler)  # pyright: ignore[reportPrivateUsage]
+            async with anyio.create_task_group() as dispatching:
+                dispatching.start_soon(second)
+                await checkpoint()  # the batch opens (the real one: not counted)
+                now = datetime.now(timezone.utc)
+                result = oc.NodeResult(
+                    task_id="first", agent="a", output="done", started=now, finished=now
+                )
+                rec._settle_later("first", attempt, result, "succeeded")  # pyright: ignore[reportPrivateUsage]
+                assert status() == "started"
+            assert status() == "succeeded"  # written by the batch's commit
+            group.cancel_scope.cancel()
+    assert steps == 0  # the batch's passes are its opener's; the result adds none
+    monkeypatch.undo()
+    rec.abandon()
