@@ -305,16 +305,10 @@ def test_resuming_an_unknown_run_leaves_no_file(fake: FakeModel, tmp_path: Path)
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.anyio
-@pytest.mark.parametrize("failure", ["sqlite", "bug"])
-async def test_a_commit_that_fails_fails_every_dispatch_in_it_and_strands_no_one(
-    fake: FakeModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
-) -> None:
-    """Dispatches queued together share a commit: when it fails (SQLite refuses a row, or
-    something unexpected raises below), every dispatch in it gets a JournalError (none waits
-    forever) and the journal is broken."""
-    rec = recorder.RunRecorder.begin(
-        journal=Journal(tmp_path / "runs.sqlite"),
+def _recorder(fake: FakeModel, path: Path) -> recorder.RunRecorder:
+    """A recorder of a new run "r" in the journal at `path`, driven by hand."""
+    return recorder.RunRecorder.begin(
+        journal=Journal(path),
         cache=None,
         run_id="r",
         task=None,
@@ -324,6 +318,17 @@ async def test_a_commit_that_fails_fails_every_dispatch_in_it_and_strands_no_one
         budget=oc.Budget(),
         started=datetime.now(timezone.utc),
     )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("failure", ["sqlite", "bug"])
+async def test_a_commit_that_fails_fails_every_dispatch_in_it_and_strands_no_one(
+    fake: FakeModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """Dispatches queued together share a commit: when it fails (SQLite refuses a row, or
+    something unexpected raises below), every dispatch in it gets a JournalError (none waits
+    forever) and the journal is broken."""
+    rec = _recorder(fake, tmp_path / "runs.sqlite")
     write = rows.insert
 
     def insert(conn: sqlite3.Connection, sql: rows.Insert, queued: list[rows.Row]) -> None:
@@ -361,17 +366,7 @@ async def test_a_result_waiting_for_an_open_batch_waits_without_polling(
     and waits for it without stepping at every pass of the event loop (a task ready at every
     pass keeps the loop from sleeping while threads do the run's work)."""
     path = tmp_path / "runs.sqlite"
-    rec = recorder.RunRecorder.begin(
-        journal=Journal(path),
-        cache=None,
-        run_id="r",
-        task=None,
-        inputs={},
-        models=Constellation(fake_constellation(fake)),
-        agents=[],
-        budget=oc.Budget(),
-        started=datetime.now(timezone.utc),
-    )
+    rec = _recorder(fake, path)
     first = oc.Task(id="first", agent="a", prompt="p")
     attempt, _ = rec._dispatch(first)  # pyright: ignore[reportPrivateUsage]
     await rec._commit()  # pyright: ignore[reportPrivateUsage]
