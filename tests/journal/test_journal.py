@@ -364,7 +364,8 @@ async def test_a_result_waiting_for_an_open_batch_waits_without_polling(
 ) -> None:
     """A result queued while a batch of dispatches is open is written by that batch's commit,
     and waits for it without stepping at every pass of the event loop (a task ready at every
-    pass keeps the loop from sleeping while threads do the run's work)."""
+    pass keeps the loop from sleeping while threads do the run's work); with no batch open, it
+    opens one."""
     path = tmp_path / "runs.sqlite"
     rec = _recorder(fake, path)
     first = oc.Task(id="first", agent="a", prompt="p")
@@ -385,10 +386,10 @@ async def test_a_result_waiting_for_an_open_batch_waits_without_polling(
         rec._dispatch(oc.Task(id="second", agent="a", prompt="p"))  # pyright: ignore[reportPrivateUsage]
         await rec._commit()  # pyright: ignore[reportPrivateUsage]
 
-    def status() -> str:
+    def status(task_id: str = "first") -> str:
         with closing(sqlite3.connect(path)) as conn:
-            row = conn.execute("SELECT status FROM nodes WHERE task_id = 'first'").fetchone()
-        return str(row[0])
+            row = conn.execute("SELECT status FROM nodes WHERE task_id = ?", (task_id,))
+            return str(row.fetchone()[0])
 
     with anyio.fail_after(30):  # a hang detector, not a speed check
         async with anyio.create_task_group() as group:
@@ -403,7 +404,15 @@ async def test_a_result_waiting_for_an_open_batch_waits_without_polling(
                 rec._settle_later("first", attempt, result, "succeeded")  # pyright: ignore[reportPrivateUsage]
                 assert status() == "started"
             assert status() == "succeeded"  # written by the batch's commit
+            # With no dispatch to come, a result opens a batch of its own.
+            ended = result.model_copy(update={"task_id": "second"})
+            rec._settle_later("second", 1, ended, "succeeded")  # pyright: ignore[reportPrivateUsage]
+            await checkpoint()  # the settler's step (the real checkpoint: not counted)
+            batch = rec._batch  # pyright: ignore[reportPrivateUsage]
+            assert batch is not None
+            await batch.done.wait()
+            assert status("second") == "succeeded"
             group.cancel_scope.cancel()
-    assert steps == 0  # the batch's passes are its opener's; the result adds none
+    assert steps == 0  # a batch's passes are its opener's; a result waiting adds none
     monkeypatch.undo()
     rec.abandon()
