@@ -6,10 +6,10 @@ guarantee:
 
 1. before a node's model call, its dispatch is committed as `started` with its attempt number
    and idempotency key; if that commit fails, the node makes no call and the run stops;
-2. its result is committed with the journal's next commit (usually the one recording the
-   dispatches it frees), or on its own a few passes of the event loop later when none comes,
-   so no dependent's call goes out before the result it reads is durable; the scheduler
-   learns of the result at once;
+2. its result is committed with the journal's next commit: the open batch's, or one it opens
+   that the dispatches it frees join a few passes of the event loop later, so no dependent's
+   call goes out before the result it reads is durable; the scheduler learns of the result at
+   once;
 3. a node cancelled in flight (a signal, a deadline) is committed as `cancelled`.
 
 Commits are grouped: the dispatches of a few passes of the event loop share one, with the
@@ -67,16 +67,16 @@ def _open_cache(cache: Cache | None) -> ResponseCache | None:
 # microseconds when it idles, a few milliseconds under a thousand instant calls). A dispatch
 # waits this many passes for others to share its commit: each commit costs the loop 1-4 ms
 # under load (timed inside a run; 0.15 ms alone), and nodes freed by results
-# arriving one by one would otherwise commit alone. A result waits as long for a dispatch
-# commit to carry it: a finished node's dependents reach the journal about three passes after
-# it (scheduler, runner, recorder). Sixteen passes rather than eight: about 60 commits instead
+# arriving one by one would otherwise commit alone. A result with no batch open opens one,
+# which the dispatches it frees join: they reach the journal about three passes after it
+# (scheduler, runner, recorder). Sixteen passes rather than eight: about 60 commits instead
 # of 100 for a thousand instant calls, 3-4% less time (ten interleaved runs, three times).
 _GROUP_PASSES = 16
 
 
 @dataclass
 class _Batch:
-    """Dispatches committed together: those queued within `_GROUP_PASSES` passes."""
+    """Records committed together: those queued within `_GROUP_PASSES` passes."""
 
     done: anyio.Event = field(default_factory=anyio.Event)
     error: JournalError | None = None

@@ -192,7 +192,9 @@ async def test_recorded_map_items_are_not_run_again(
     orch = _orch(fake, team, max_parallel=1)
     await _stop_at(orch, fake, "each__1", lambda: orch.execute(plan, run_id="map"))
     result = await _orch(other, team).resume("map")
-    assert [c.task_id for c in other.calls] == ["each__1", "each__2", "sum"]
+    called = [c.task_id for c in other.calls]
+    # The two items run at once: which reaches the provider first is litellm's threads' race.
+    assert sorted(called[:2]) == ["each__1", "each__2"] and called[2:] == ["sum"]
     assert result.nodes["each"].output == ["out each__0", "again each__1", "again each__2"]
 
 
